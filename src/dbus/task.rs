@@ -1,0 +1,98 @@
+//! `org.cloudsyncd.CloudSync1.Task`, one object per task.
+
+use super::{
+    Ctx,
+    convert::{ArgDict, to_dict},
+    error::{Result, prop},
+    task_path,
+};
+use std::collections::HashMap;
+use zbus::{
+    ObjectServer, interface,
+    message::Header,
+    object_server::SignalEmitter,
+    zvariant::{OwnedObjectPath, OwnedValue},
+};
+
+/// A task object.
+#[derive(Debug)]
+pub struct TaskIface {
+    pub(super) ctx: Ctx,
+    pub(super) id: u64,
+}
+
+#[interface(name = "org.cloudsyncd.CloudSync1.Task")]
+impl TaskIface {
+    /// Partial update, validated as a whole.
+    async fn update(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+        changes: ArgDict,
+    ) -> Result<()> {
+        self.ctx.auth.require_admin(&hdr).await?;
+        self.ctx.svc.update_task(self.id, changes.into_entries())?;
+        self.config_changed(&emitter).await?;
+        self.next_run_changed(&emitter).await?;
+        Ok(())
+    }
+
+    /// Deletes the task.
+    async fn delete(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<()> {
+        self.ctx.auth.require_admin(&hdr).await?;
+        self.ctx.svc.delete_task(self.id)?;
+        server.remove::<Self, _>(task_path(self.id)).await?;
+        Ok(())
+    }
+
+    /// Creates the reversed task (disabled).
+    async fn restore(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(object_server)] server: &ObjectServer,
+        options: ArgDict,
+    ) -> Result<OwnedObjectPath> {
+        self.ctx.auth.require_admin(&hdr).await?;
+        let id = self.ctx.svc.restore_task(self.id, options.into_entries())?;
+        server.at(task_path(id), Self { ctx: self.ctx.clone(), id }).await?;
+        Ok(task_path(id))
+    }
+
+    /// The task's id.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The stored configuration, secrets masked.
+    #[zbus(property)]
+    fn config(&self) -> zbus::fdo::Result<HashMap<String, OwnedValue>> {
+        Ok(to_dict(&self.ctx.svc.task(self.id).map_err(prop)?.config))
+    }
+
+    /// `PENDING`, `WAITING`, `RUNNING`, `SUCCESS`, `FAILED` or `ABORTED`.
+    #[zbus(property)]
+    fn state(&self) -> zbus::fdo::Result<String> {
+        Ok(self.ctx.svc.task(self.id).map_err(prop)?.state.to_owned())
+    }
+
+    /// The running or newest job, `/` when none.
+    #[zbus(property)]
+    fn last_job(&self) -> zbus::fdo::Result<OwnedObjectPath> {
+        let v = self.ctx.svc.task(self.id).map_err(prop)?;
+        Ok(match v.last_job {
+            Some(j) => super::path("job", j),
+            None => OwnedObjectPath::try_from("/").expect("/ is a valid path"),
+        })
+    }
+
+    /// Next scheduled start (unix seconds), 0 when disabled.
+    #[zbus(property)]
+    fn next_run(&self) -> zbus::fdo::Result<u64> {
+        Ok(self.ctx.svc.task(self.id).map_err(prop)?.next_run)
+    }
+}

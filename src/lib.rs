@@ -1,0 +1,16 @@
+//! cloudsyncd: the cloud sync service of a NAS appliance.
+//!
+//! Layering (an arrow means "may import"; nothing imports upward):
+//! - pure leaves, no IO and no async: [`model`], [`schedule`];
+//! - [`store`] → model;
+//! - [`service`] → model, store, schedule;
+//! - [`dbus`] → service, model (only `dbus` and `daemon` import zbus);
+//! - [`daemon`] → everything; `main.rs` → daemon.
+
+pub mod daemon;
+pub mod dbus;
+pub mod model;
+pub mod schedule;
+pub mod service;
+pub mod store;
+pub mod systemd;

@@ -1,0 +1,50 @@
+//! The `cloudsyncd` binary: arguments, logging, runtime.
+
+use clap::Parser;
+use cloudsyncd::daemon::{self, Bus, Options};
+use std::path::PathBuf;
+
+/// The cloud sync service of a NAS appliance: backs datasets up to S3-compatible storage and
+/// restores them, driven over D-Bus (org.cloudsyncd.CloudSync1).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Serve on the system bus (the default).
+    #[arg(long, conflicts_with_all = ["session", "address"])]
+    system: bool,
+    /// Serve on the session bus.
+    #[arg(long, conflicts_with = "address")]
+    session: bool,
+    /// Serve on the bus at this address, e.g. unix:path=/tmp/bus.
+    #[arg(long, value_name = "ADDR")]
+    address: Option<String>,
+    /// Where credentials, tasks and job history are kept.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/cloudsyncd")]
+    state_dir: PathBuf,
+    /// Where job logs go [default: /var/log/cloudsyncd on the system bus, else STATE_DIR/logs].
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLOUDSYNCD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .init();
+    let bus = match (args.session, args.address) {
+        (_, Some(a)) => Bus::Address(a),
+        (true, None) => Bus::Session,
+        (false, None) => Bus::System,
+    };
+    let log_dir = args.log_dir.unwrap_or_else(|| {
+        if bus == Bus::System { PathBuf::from("/var/log/cloudsyncd") } else { args.state_dir.join("logs") }
+    });
+    let opts = Options { bus, state_dir: args.state_dir, log_dir };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(daemon::run(opts)).map_err(|e| anyhow::anyhow!("cloudsyncd: {e}"))
+}
