@@ -1,0 +1,305 @@
+//! Test harness: a private dbus-daemon, the real `cloudsyncd` binary, and typed zbus proxies.
+#![allow(dead_code, unreachable_pub)]
+
+use cloudsyncd::dbus::convert::ArgDict;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+
+pub const NAME: &str = "org.cloudsyncd.CloudSync1";
+pub const ROOT: &str = "/org/cloudsyncd/CloudSync1";
+pub const ERR: &str = "org.cloudsyncd.CloudSync1.Error.";
+
+/// A value for a dictionary argument.
+pub fn v<'a, T: Into<Value<'a>>>(t: T) -> OwnedValue {
+    OwnedValue::try_from(t.into()).unwrap()
+}
+
+/// A nested `a{sv}` value.
+pub fn map(entries: &[(&str, OwnedValue)]) -> OwnedValue {
+    let m: HashMap<String, OwnedValue> =
+        entries.iter().map(|(k, v)| ((*k).to_owned(), v.try_clone().unwrap())).collect();
+    v(m)
+}
+
+/// Builds an `a{sv}` argument (duplicates kept as given).
+pub fn dict(entries: Vec<(&str, OwnedValue)>) -> ArgDict {
+    ArgDict(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// A private bus that allows everything: the daemon's own uid check is what is tested.
+pub struct Bus {
+    pub dir: tempfile::TempDir,
+    pub address: String,
+    child: Child,
+}
+
+impl Bus {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("cloudsyncd-bus").tempdir().unwrap();
+        // Other users (uid 65534 in the permission test) must reach the socket.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let sock = dir.path().join("bus");
+        let conf = dir.path().join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>"#,
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .arg("--nofork")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon must be installed (apt-get install dbus-daemon)");
+        let t0 = Instant::now();
+        while !sock.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "dbus-daemon did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self { address: format!("unix:path={}", sock.display()), dir, child }
+    }
+
+    pub async fn connect(&self) -> zbus::Connection {
+        zbus::connection::Builder::address(self.address.as_str()).unwrap().build().await.unwrap()
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real daemon binary on a bus, with its own state folder and captured stderr.
+pub struct Daemon {
+    pub child: Child,
+    pub state_dir: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cloudsyncd")
+}
+
+impl Daemon {
+    /// Starts the daemon and waits until it owns the bus name.
+    pub async fn start(bus: &Bus, state_dir: &Path) -> Self {
+        Self::start_with(bus, state_dir, &[]).await
+    }
+
+    pub async fn start_with(bus: &Bus, state_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let d = Self::spawn(bus, state_dir, env);
+        d.wait_owned(bus).await;
+        d
+    }
+
+    /// Starts the daemon without waiting.
+    pub fn spawn(bus: &Bus, state_dir: &Path, env: &[(&str, &str)]) -> Self {
+        std::fs::create_dir_all(state_dir).unwrap();
+        let stderr_path = state_dir.with_extension(format!("stderr.{}", rand_suffix()));
+        let err = std::fs::File::create(&stderr_path).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(["--address", &bus.address, "--state-dir"]).arg(state_dir).stderr(err).stdout(Stdio::null());
+        cmd.env("CLOUDSYNCD_LOG", "trace").env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Self { child: cmd.spawn().unwrap(), state_dir: state_dir.to_owned(), stderr_path }
+    }
+
+    pub async fn wait_owned(&self, bus: &Bus) {
+        let conn = bus.connect().await;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+        let t0 = Instant::now();
+        loop {
+            if dbus.name_has_owner(NAME.try_into().unwrap()).await.unwrap() {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "daemon did not take the bus name; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn term(&mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    format!("{:08x}", u32::from_le_bytes(b))
+}
+
+#[zbus::proxy(
+    interface = "org.cloudsyncd.CloudSync1.Manager",
+    default_service = "org.cloudsyncd.CloudSync1",
+    default_path = "/org/cloudsyncd/CloudSync1"
+)]
+pub trait Manager {
+    fn create_credential(&self, name: &str, provider: &str, attributes: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    fn create_task(&self, config: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(property)]
+    fn providers(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(interface = "org.cloudsyncd.CloudSync1.Credential", default_service = "org.cloudsyncd.CloudSync1")]
+pub trait Credential {
+    fn update(&self, changes: ArgDict) -> zbus::Result<()>;
+    fn delete(&self) -> zbus::Result<()>;
+    fn verify(&self) -> zbus::Result<(bool, String)>;
+    fn list_buckets(&self) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
+    fn list_directory(&self, location: ArgDict) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
+    #[zbus(property)]
+    fn id(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn provider(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn attributes(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
+}
+
+#[zbus::proxy(interface = "org.cloudsyncd.CloudSync1.Task", default_service = "org.cloudsyncd.CloudSync1")]
+pub trait Task {
+    fn update(&self, changes: ArgDict) -> zbus::Result<()>;
+    fn delete(&self) -> zbus::Result<()>;
+    fn restore(&self, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(property)]
+    fn id(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn config(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn last_job(&self) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(property)]
+    fn next_run(&self) -> zbus::Result<u64>;
+}
+
+pub async fn manager(conn: &zbus::Connection) -> ManagerProxy<'static> {
+    ManagerProxy::builder(conn).cache_properties(zbus::proxy::CacheProperties::No).build().await.unwrap()
+}
+
+pub async fn credential(conn: &zbus::Connection, path: &OwnedObjectPath) -> CredentialProxy<'static> {
+    CredentialProxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}
+
+pub async fn task(conn: &zbus::Connection, path: &OwnedObjectPath) -> TaskProxy<'static> {
+    TaskProxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// The D-Bus error name of a failed call (`InvalidArgument`, …) and its message.
+pub fn err_name(e: &zbus::Error) -> (String, String) {
+    match e {
+        zbus::Error::MethodError(name, msg, _) => {
+            (name.as_str().strip_prefix(ERR).unwrap_or(name.as_str()).to_owned(), msg.clone().unwrap_or_default())
+        }
+        other => (format!("not a method error: {other}"), String::new()),
+    }
+}
+
+/// Everything `GetManagedObjects` returns, for before/after comparisons.
+pub async fn managed(conn: &zbus::Connection) -> String {
+    let om = zbus::fdo::ObjectManagerProxy::builder(conn)
+        .destination(NAME)
+        .unwrap()
+        .path(ROOT)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let objs = om.get_managed_objects().await.unwrap();
+    let mut sorted: Vec<_> = objs
+        .into_iter()
+        .map(|(p, ifs)| {
+            let mut ifs: Vec<_> = ifs
+                .into_iter()
+                .map(|(i, props)| {
+                    let mut props: Vec<_> = props.into_iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                    props.sort();
+                    format!("{i}:{props:?}")
+                })
+                .collect();
+            ifs.sort();
+            format!("{p}:{ifs:?}")
+        })
+        .collect();
+    sorted.sort();
+    sorted.join("\n")
+}
+
+/// A string property of a dictionary.
+pub fn get_str(d: &HashMap<String, OwnedValue>, k: &str) -> String {
+    String::try_from(d.get(k).unwrap_or_else(|| panic!("no key {k}")).try_clone().unwrap()).unwrap()
+}
+
+pub fn get_bool(d: &HashMap<String, OwnedValue>, k: &str) -> bool {
+    bool::try_from(d.get(k).unwrap_or_else(|| panic!("no key {k}")).try_clone().unwrap()).unwrap()
+}
+
+pub fn get_strs(d: &HashMap<String, OwnedValue>, k: &str) -> Vec<String> {
+    Vec::<String>::try_from(d.get(k).unwrap_or_else(|| panic!("no key {k}")).try_clone().unwrap()).unwrap()
+}
+
+pub fn get_map(d: &HashMap<String, OwnedValue>, k: &str) -> HashMap<String, OwnedValue> {
+    HashMap::<String, OwnedValue>::try_from(d.get(k).unwrap_or_else(|| panic!("no key {k}")).try_clone().unwrap())
+        .unwrap()
+}
