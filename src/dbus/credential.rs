@@ -57,12 +57,14 @@ impl CredentialIface {
     }
 
     /// Can we authenticate and list?
+    #[zbus(out_args("valid", "reason"))]
     async fn verify(&self, #[zbus(header)] hdr: Header<'_>) -> Result<(bool, String)> {
         self.ctx.auth.require_admin(&hdr).await?;
         Ok(self.ctx.svc.verify_credential(self.id)?)
     }
 
     /// The buckets this credential sees.
+    #[zbus(out_args("buckets"))]
     async fn list_buckets(&self, #[zbus(header)] hdr: Header<'_>) -> Result<Vec<HashMap<String, OwnedValue>>> {
         self.ctx.auth.require_admin(&hdr).await?;
         let buckets = self.ctx.svc.list_buckets(self.id)?;
@@ -75,6 +77,7 @@ impl CredentialIface {
     }
 
     /// Lists one folder.
+    #[zbus(out_args("entries"))]
     async fn list_directory(
         &self,
         #[zbus(header)] hdr: Header<'_>,

@@ -12,6 +12,7 @@ pub struct ManagerIface {
 #[interface(name = "org.cloudsyncd.CloudSync1.Manager")]
 impl ManagerIface {
     /// Stores a cloud credential.
+    #[zbus(out_args("credential"))]
     async fn create_credential(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -27,6 +28,7 @@ impl ManagerIface {
     }
 
     /// Stores a cloud sync task.
+    #[zbus(out_args("task"))]
     async fn create_task(
         &self,
         #[zbus(header)] hdr: Header<'_>,

@@ -50,6 +50,7 @@ impl TaskIface {
     }
 
     /// Creates the reversed task (disabled).
+    #[zbus(out_args("task"))]
     async fn restore(
         &self,
         #[zbus(header)] hdr: Header<'_>,
