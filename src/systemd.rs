@@ -38,12 +38,18 @@ pub fn watchdog_interval() -> Option<Duration> {
 #[must_use]
 pub fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<Duration> {
     let usec: u64 = usec?.trim().parse().ok().filter(|u| *u > 0)?;
-    if let Some(pid) = pid {
-        if pid.trim().parse::<u32>().ok()? != own_pid {
-            return None;
-        }
+    if let Some(pid) = pid
+        && pid.trim().parse::<u32>().ok()? != own_pid
+    {
+        return None;
     }
     Some(Duration::from_micros(usec / 2)).filter(|d| !d.is_zero())
+}
+
+fn send(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
 }
 
 #[cfg(test)]
@@ -58,11 +64,5 @@ mod tests {
         assert_eq!(watchdog_interval_from(Some("0"), None, 7), None);
         assert_eq!(watchdog_interval_from(Some("x"), None, 7), None);
         assert_eq!(watchdog_interval_from(None, Some("7"), 7), None);
-    }
-}
-
-fn send(states: &[sd_notify::NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(false, states) {
-        tracing::warn!(error = %e, "could not notify systemd");
     }
 }

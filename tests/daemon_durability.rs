@@ -167,10 +167,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// nothing changes. Needs root (to call as another user); CI runs as root.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unprivileged_caller_is_refused_every_mutating_method() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test calls as uid 65534 and must run as root (CI does)"
-    );
+    assert!(rustix::process::geteuid().is_root(), "this test calls as uid 65534 and must run as root (CI does)");
     let bus = Bus::start();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -12,7 +12,8 @@ const HEADER: &str = r#"<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object 
 "#;
 
 fn interface_block(xml: &str, name: &str) -> String {
-    let start = xml.find(&format!("<interface name=\"{name}\">")).unwrap_or_else(|| panic!("{name} not served:\n{xml}"));
+    let start =
+        xml.find(&format!("<interface name=\"{name}\">")).unwrap_or_else(|| panic!("{name} not served:\n{xml}"));
     let end = start + xml[start..].find("</interface>").unwrap() + "</interface>".len();
     // Normalise indentation so that the file reads well.
     let lines: Vec<&str> = xml[start..end].lines().collect();
@@ -62,5 +63,9 @@ async fn checked_in_introspection_matches_the_code() {
             drift.push(format!("{} differs from the served interface:\n{want}", file.display()));
         }
     }
-    assert!(drift.is_empty(), "{}\nRegenerate with CLOUDSYNCD_BLESS=1 cargo test --test introspection", drift.join("\n"));
+    assert!(
+        drift.is_empty(),
+        "{}\nRegenerate with CLOUDSYNCD_BLESS=1 cargo test --test introspection",
+        drift.join("\n")
+    );
 }

@@ -69,6 +69,7 @@ impl Bus {
             .arg(format!("--config-file={}", conf.display()))
             .arg("--nofork")
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("dbus-daemon must be installed (apt-get install dbus-daemon)");
         let t0 = Instant::now();
