@@ -586,7 +586,65 @@ impl TaskConfig {
             ("encryption_password".to_owned(), s(self.encryption_password.expose())),
             ("encryption_salt".to_owned(), s(self.encryption_salt.expose())),
             ("max_delete".to_owned(), Value::U32(self.max_delete)),
-            ("script_timeout".to_owned(), Value::U32(self.script_timeout)),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Yes;
+    impl Environment for Yes {
+        fn check_dir(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn credential_provider(&self, _: u64) -> Option<Provider> {
+            Some(Provider::S3)
+        }
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.to_owned())
+    }
+
+    #[test]
+    fn debug_never_prints_secrets_and_entries_round_trip() {
+        let entries = vec![
+            ("path".to_owned(), s("/mnt/tank")),
+            ("credentials".to_owned(), Value::U64(1)),
+            ("direction".to_owned(), s("PUSH")),
+            ("transfer_mode".to_owned(), s("COPY")),
+            ("encryption".to_owned(), Value::Bool(true)),
+            ("encryption_password".to_owned(), s("pw-SECRET-1")),
+            ("encryption_salt".to_owned(), s("salt-SECRET-2")),
+            ("attributes".to_owned(), Value::Map(vec![("bucket".to_owned(), s("b"))])),
+        ];
+        let cfg = TaskConfig::parse(entries, &Yes, Origin::Stored).unwrap();
+        let dbg = format!("{cfg:?} {:?}", cfg.to_entries(false));
+        assert!(!dbg.contains("SECRET"), "{dbg}");
+        let again = TaskConfig::parse(cfg.to_entries(false), &Yes, Origin::Stored).unwrap();
+        assert_eq!(again, cfg);
+        let masked = cfg.to_entries(true);
+        assert!(masked.contains(&("encryption_password".to_owned(), s("********"))));
+    }
+
+    #[test]
+    fn bwlimit_entries() {
+        assert_eq!(BwLimit::parse("08:00,10M").unwrap(), BwLimit { minute: 480, rate: Some(10 << 20) });
+        assert_eq!(BwLimit::parse("23:59,off").unwrap(), BwLimit { minute: 1439, rate: None });
+        assert_eq!(BwLimit::parse("00:00,1024").unwrap().to_text(), "00:00,1024");
+        for bad in ["8:00,1M", "08:60,1M", "24:00,1M", "08:00", "08:00,", "08:00,0", "08:00,1T", "08:00,-1"] {
+            assert!(BwLimit::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn folders_are_normalised_or_refused() {
+        assert_eq!(normalize_folder("/a/b/").unwrap(), "a/b");
+        assert_eq!(normalize_folder("").unwrap(), "");
+        for bad in ["a/../b", "..", "a//b", "./a", "a/\u{1}"] {
+            assert!(normalize_folder(bad).is_err(), "{bad}");
+        }
     }
 }
