@@ -1,7 +1,7 @@
 //! cloudsyncd: the cloud sync service of a NAS appliance.
 //!
 //! Layering (an arrow means "may import"; nothing imports upward):
-//! - pure leaves, no IO and no async: [`model`], [`schedule`];
+//! - pure leaves, no IO and no async: [`model`], [`schedule`], [`s3sig`];
 //! - [`store`] → model;
 //! - [`service`] → model, store, schedule;
 //! - [`dbus`] → service, model (only `dbus` and `daemon` import zbus);
@@ -10,6 +10,7 @@
 pub mod daemon;
 pub mod dbus;
 pub mod model;
+pub mod s3sig;
 pub mod schedule;
 pub mod service;
 pub mod store;

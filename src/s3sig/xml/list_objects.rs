@@ -1,0 +1,89 @@
+//! `ListObjectsV2` response (`<ListBucketResult>`), including `encoding-type=url` key decoding; may import only std and the parent `xml` module.
+
+use super::{Node, S3XmlError, common_prefixes, decode_value, is_url_encoded, opt_decoded, parse_root};
+
+/// One `<Contents>` entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// Object key, URL-decoded when the listing was URL-encoded.
+    pub key: String,
+    /// `LastModified`, unix seconds.
+    pub last_modified: i64,
+    /// `ETag` as sent (with its quotes; `-N` suffix for multipart uploads).
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// `StorageClass`, when present (`STANDARD`, `GLACIER`, ...).
+    pub storage_class: Option<String>,
+}
+
+/// One page of a `ListObjectsV2` response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListObjectsV2Page {
+    /// Bucket name.
+    pub name: Option<String>,
+    /// `Prefix` of the request (decoded), when non-empty.
+    pub prefix: Option<String>,
+    /// `Delimiter` of the request (decoded), when non-empty.
+    pub delimiter: Option<String>,
+    /// The objects of this page.
+    pub contents: Vec<Object>,
+    /// `CommonPrefixes/Prefix` values (decoded): the "directories".
+    pub common_prefixes: Vec<String>,
+    /// Whether more pages follow.
+    pub is_truncated: bool,
+    /// Token for the next page; always present when `is_truncated`.
+    pub next_continuation_token: Option<String>,
+    /// `KeyCount`, when present.
+    pub key_count: Option<u64>,
+    /// `StartAfter` of the request (decoded), when non-empty.
+    pub start_after: Option<String>,
+    /// Whether the response had `EncodingType=url` (and was decoded).
+    pub url_encoded: bool,
+}
+
+fn object(node: &Node, url_encoded: bool) -> Result<Object, S3XmlError> {
+    Ok(Object {
+        key: decode_value("Key", node.req_text("Key")?, url_encoded)?,
+        last_modified: node.req_time("LastModified")?,
+        etag: node.req_text("ETag")?.to_owned(),
+        size: node.req_u64("Size")?,
+        storage_class: node.opt_nonempty("StorageClass"),
+    })
+}
+
+/// Parses one page of a `ListObjectsV2` response body.
+///
+/// With `EncodingType=url` in the response, keys, prefixes, the delimiter
+/// and `StartAfter` are URL-decoded (`+` is a space).
+///
+/// # Errors
+///
+/// [`S3XmlError::MissingElement`] for a missing `IsTruncated`, an entry's
+/// `Key`, `LastModified`, `ETag` or `Size`, or a `NextContinuationToken`
+/// missing from a truncated page; [`S3XmlError::InvalidValue`] for
+/// malformed numbers, booleans, timestamps or URL encoding;
+/// [`S3XmlError::ErrorDocument`], [`S3XmlError::UnexpectedRoot`] and the
+/// document-level errors.
+pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListObjectsV2Page, S3XmlError> {
+    let root = parse_root(body, &["ListBucketResult"])?;
+    let url = is_url_encoded(&root);
+    let contents = root.children_named("Contents").map(|c| object(c, url)).collect::<Result<_, _>>()?;
+    let is_truncated = root.req_bool("IsTruncated")?;
+    let next_continuation_token = root.opt_nonempty("NextContinuationToken");
+    if is_truncated && next_continuation_token.is_none() {
+        return Err(root.missing("NextContinuationToken"));
+    }
+    Ok(ListObjectsV2Page {
+        name: root.opt_nonempty("Name"),
+        prefix: opt_decoded(&root, "Prefix", url)?,
+        delimiter: opt_decoded(&root, "Delimiter", url)?,
+        contents,
+        common_prefixes: common_prefixes(&root, url)?,
+        is_truncated,
+        next_continuation_token,
+        key_count: root.opt_u64("KeyCount")?,
+        start_after: opt_decoded(&root, "StartAfter", url)?,
+        url_encoded: url,
+    })
+}
