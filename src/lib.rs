@@ -1,12 +1,13 @@
 //! cloudsyncd: the cloud sync service of a NAS appliance.
 //!
 //! Layering (an arrow means "may import"; nothing imports upward):
-//! - pure leaves, no IO and no async: [`model`], [`schedule`], [`s3sig`];
+//! - pure leaves, no IO and no async: [`model`], [`schedule`], [`s3sig`], [`crypt`];
 //! - [`store`] → model;
 //! - [`service`] → model, store, schedule;
 //! - [`dbus`] → service, model (only `dbus` and `daemon` import zbus);
 //! - [`daemon`] → everything; `main.rs` → daemon.
 
+pub mod crypt;
 pub mod daemon;
 pub mod dbus;
 pub mod model;
