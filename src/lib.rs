@@ -3,6 +3,7 @@
 //! Layering (an arrow means "may import"; nothing imports upward):
 //! - pure leaves, no IO and no async: [`model`], [`schedule`], [`s3sig`], [`crypt`];
 //! - [`store`] → model;
+//! - [`remote`] → s3sig, model (the S3 client: tokio, hyper, rustls);
 //! - [`service`] → model, store, schedule;
 //! - [`dbus`] → service, model (only `dbus` and `daemon` import zbus);
 //! - [`daemon`] → everything; `main.rs` → daemon.
@@ -11,6 +12,7 @@ pub mod crypt;
 pub mod daemon;
 pub mod dbus;
 pub mod model;
+pub mod remote;
 pub mod s3sig;
 pub mod schedule;
 pub mod service;

@@ -1,0 +1,405 @@
+//! HTTP plumbing of the S3 client: the pooled hyper client over rustls (ring provider, system roots plus an optional CA file), request bodies (empty, bytes, or a streamed source checked against its digest), streamed response bodies with an idle timeout, and the progress watchdog; may import std, tokio, hyper, hyper-util, hyper-rustls, rustls, `md-5` and the sibling `config`, `error` and `source` modules.
+
+use std::{
+    fmt,
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use md5::{Digest as _, Md5};
+use rustls_pki_types::{CertificateDer, pem::PemObject as _};
+use tokio::{
+    io::{AsyncRead, ReadBuf},
+    time::{Instant, Sleep},
+};
+
+use super::{config::S3Config, error::S3Error, source::Reader};
+
+/// The pooled HTTP(S) client.
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// Bytes read from an upload source per body frame.
+const FRAME: usize = 128 * 1024;
+
+/// Builds the pooled client: TCP connect timeout, keep-alive, and rustls with
+/// the ring provider trusting the system roots and `ca_file`.
+pub(crate) fn build_client(cfg: &S3Config) -> Result<HttpClient, S3Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if let Some(path) = &cfg.ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| S3Error::config(format!("CA file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(S3Error::config(format!("CA file {} holds no PEM certificate", path.display())));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| S3Error::config(format!("CA file {}: {e}", path.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| S3Error::config(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(cfg.connect_timeout));
+    http.set_nodelay(true);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(50))
+        .pool_max_idle_per_host(cfg.max_idle_per_host)
+        .build(https))
+}
+
+/// A counter bumped whenever a request moves data either way; the watchdog
+/// times a request out when it stays still.
+#[derive(Debug, Default)]
+pub(crate) struct Progress(AtomicU64);
+
+impl Progress {
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `fut` until it ends, or `None` once `progress` has not moved for
+/// `timeout`.
+pub(crate) async fn idle_timeout<F: Future>(fut: F, progress: &Progress, timeout: Duration) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let tick = (timeout / 4).max(Duration::from_millis(10));
+    let mut seen = progress.get();
+    let mut still_since = Instant::now();
+    loop {
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            () = tokio::time::sleep(tick) => {
+                let now = progress.get();
+                if now == seen {
+                    if still_since.elapsed() >= timeout {
+                        return None;
+                    }
+                } else {
+                    seen = now;
+                    still_since = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// Why an upload body stopped: reading the source failed, or what was read
+/// differs from what was hashed before the request. Carried inside the
+/// `io::Error` hyper reports, so the client can tell it from network errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct SourceFailure(pub(crate) String);
+
+/// The body of a request.
+pub(crate) struct RequestBody {
+    inner: Inner,
+    progress: Option<Arc<Progress>>,
+}
+
+enum Inner {
+    Empty,
+    Full(Option<Bytes>),
+    Reader { reader: Reader, remaining: u64, len: u64, md5: Option<Md5>, expected_md5: [u8; 16] },
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Inner::Empty => f.write_str("RequestBody::Empty"),
+            Inner::Full(b) => write!(f, "RequestBody::Full({} bytes)", b.as_ref().map_or(0, Bytes::len)),
+            Inner::Reader { len, .. } => write!(f, "RequestBody::Reader({len} bytes)"),
+        }
+    }
+}
+
+impl RequestBody {
+    pub(crate) fn empty() -> Self {
+        Self { inner: Inner::Empty, progress: None }
+    }
+
+    pub(crate) fn bytes(data: Bytes) -> Self {
+        Self { inner: Inner::Full(Some(data)), progress: None }
+    }
+
+    /// `len` bytes of `reader`, whose MD5 must be `expected_md5`: a source
+    /// that changed since it was hashed fails the request instead of
+    /// storing a mix.
+    pub(crate) fn reader(reader: Reader, len: u64, expected_md5: [u8; 16]) -> Self {
+        Self {
+            inner: Inner::Reader { reader, remaining: len, len, md5: Some(Md5::new()), expected_md5 },
+            progress: None,
+        }
+    }
+
+    pub(crate) fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    fn len(&self) -> u64 {
+        match &self.inner {
+            Inner::Empty | Inner::Full(None) => 0,
+            Inner::Full(Some(b)) => b.len() as u64,
+            Inner::Reader { len, .. } => *len,
+        }
+    }
+}
+
+fn source_error(msg: String) -> io::Error {
+    io::Error::other(SourceFailure(msg))
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        let frame = match &mut this.inner {
+            Inner::Empty => return Poll::Ready(None),
+            Inner::Full(data) => match data.take() {
+                Some(b) if !b.is_empty() => b,
+                _ => return Poll::Ready(None),
+            },
+            Inner::Reader { reader, remaining, len, md5, expected_md5 } => {
+                if *remaining == 0 {
+                    return Poll::Ready(None);
+                }
+                let want = usize::try_from((*remaining).min(FRAME as u64)).unwrap_or(FRAME);
+                let mut buf = vec![0u8; want];
+                let mut rb = ReadBuf::new(&mut buf);
+                match reader.as_mut().poll_read(cx, &mut rb) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Some(Err(source_error(format!("reading the source failed: {e}")))));
+                    }
+                    Poll::Ready(Ok(())) => {}
+                }
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Some(Err(source_error(format!(
+                        "source ended {remaining} bytes before its stated size of {len}"
+                    )))));
+                }
+                buf.truncate(n);
+                *remaining -= n as u64;
+                if let Some(h) = md5.as_mut() {
+                    h.update(&buf);
+                }
+                if *remaining == 0 {
+                    let got: [u8; 16] = md5.take().map(|h| h.finalize().into()).unwrap_or_default();
+                    if got != *expected_md5 {
+                        return Poll::Ready(Some(Err(source_error(
+                            "the source changed while it was uploaded (its MD5 differs from the first read)".to_owned(),
+                        ))));
+                    }
+                }
+                Bytes::from(buf)
+            }
+        };
+        if let Some(p) = &this.progress {
+            p.bump();
+        }
+        Poll::Ready(Some(Ok(Frame::data(frame))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Empty | Inner::Full(None) => true,
+            Inner::Full(Some(b)) => b.is_empty(),
+            Inner::Reader { remaining, .. } => *remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len())
+    }
+}
+
+/// A streamed response body (`GetObject`) as an [`AsyncRead`], failing with
+/// `TimedOut` when no data arrives for the read timeout.
+pub struct ObjectBody {
+    body: Incoming,
+    chunk: Bytes,
+    timeout: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl fmt::Debug for ObjectBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectBody").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+impl ObjectBody {
+    pub(crate) fn new(body: Incoming, timeout: Duration) -> Self {
+        Self { body, chunk: Bytes::new(), timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+    }
+}
+
+impl AsyncRead for ObjectBody {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.chunk.is_empty() {
+                let n = this.chunk.len().min(buf.remaining());
+                buf.put_slice(&this.chunk.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let deadline = Instant::now() + this.timeout;
+                    this.sleep.as_mut().reset(deadline);
+                    if let Ok(data) = frame.into_data() {
+                        this.chunk = data;
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let kind = if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+                        io::ErrorKind::ConnectionReset
+                    } else {
+                        io::ErrorKind::Other
+                    };
+                    return Poll::Ready(Err(io::Error::new(kind, e)));
+                }
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    if this.sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("no data for {} s", this.timeout.as_secs_f32()),
+                        )));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+/// Why collecting a response body failed.
+pub(crate) enum CollectError {
+    /// The connection failed.
+    Hyper(hyper::Error),
+    /// No data for the read timeout.
+    Timeout,
+    /// Larger than the limit.
+    TooLarge,
+}
+
+/// Reads a whole (small) response body, bumping `progress` per frame.
+pub(crate) async fn collect(
+    mut body: Incoming,
+    limit: usize,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<Bytes, CollectError> {
+    use http_body_util::BodyExt as _;
+    let mut out = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(timeout, body.frame()).await {
+            Err(_) => return Err(CollectError::Timeout),
+            Ok(None) => return Ok(Bytes::from(out)),
+            Ok(Some(Err(e))) => return Err(CollectError::Hyper(e)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        progress.bump();
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(CollectError::TooLarge);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    async fn drain(body: RequestBody) -> Result<Vec<u8>, io::Error> {
+        let collected = body.collect().await?;
+        Ok(collected.to_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn reader_body_checks_length_and_md5() {
+        let data = vec![5u8; 300_000];
+        let md5: [u8; 16] = Md5::digest(&data).into();
+        let body = RequestBody::reader(Box::pin(io::Cursor::new(data.clone())), data.len() as u64, md5);
+        assert_eq!(body.size_hint().exact(), Some(300_000));
+        assert_eq!(drain(body).await.unwrap(), data);
+
+        // Changed since hashing.
+        let mut changed = data.clone();
+        changed[1000] = 6;
+        let body = RequestBody::reader(Box::pin(io::Cursor::new(changed)), data.len() as u64, md5);
+        let err = drain(body).await.unwrap_err();
+        assert!(err.get_ref().is_some_and(|e| e.is::<SourceFailure>()), "{err}");
+        assert!(err.to_string().contains("changed"), "{err}");
+
+        // Shorter than stated.
+        let body = RequestBody::reader(Box::pin(io::Cursor::new(vec![5u8; 10])), 20, md5);
+        let err = drain(body).await.unwrap_err();
+        assert!(err.to_string().contains("10 bytes before"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn full_and_empty_bodies() {
+        assert_eq!(drain(RequestBody::empty()).await.unwrap(), b"");
+        assert_eq!(drain(RequestBody::bytes(Bytes::from_static(b"abc"))).await.unwrap(), b"abc");
+        assert!(RequestBody::bytes(Bytes::new()).is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn watchdog_fires_only_when_still() {
+        let p = Arc::new(Progress::default());
+        let p2 = p.clone();
+        // 1 s of work that moves every 50 ms outlives a 200 ms idle timeout.
+        let busy = async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                p2.bump();
+            }
+            "done"
+        };
+        assert_eq!(idle_timeout(busy, &p, Duration::from_millis(200)).await, Some("done"));
+        let started = Instant::now();
+        let still = tokio::time::sleep(Duration::from_secs(10));
+        assert_eq!(idle_timeout(still, &p, Duration::from_millis(200)).await, None);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
