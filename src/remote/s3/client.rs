@@ -188,6 +188,11 @@ impl S3Client {
         &self.inner.cfg.credentials
     }
 
+    /// Whether listings ask for URL-encoded keys.
+    pub(crate) fn url_encode_listings(&self) -> bool {
+        self.inner.cfg.list_url_encode.unwrap_or_else(|| self.inner.endpoint.is_aws())
+    }
+
     /// Whether payloads are signed with their SHA-256 on this endpoint.
     pub(crate) fn signs_payload(&self) -> bool {
         self.inner.cfg.payload_signing == PayloadSigning::Always || !self.inner.endpoint.https

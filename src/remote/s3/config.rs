@@ -149,6 +149,12 @@ pub struct S3Config {
     pub max_idle_per_host: usize,
     /// The most parts one multipart upload may have (1..=10000).
     pub max_upload_parts: u32,
+    /// Ask for URL-encoded keys in listings (`encoding-type=url`, needed
+    /// for keys with characters XML cannot carry); `None` = only on AWS.
+    /// Off elsewhere by default, as rclone does for provider `Other`: some
+    /// servers (s3s-fs 0.14.1) claim `EncodingType=url` without encoding,
+    /// which would turn `+` into a space.
+    pub list_url_encode: Option<bool>,
 }
 
 impl fmt::Debug for S3Config {
@@ -165,6 +171,7 @@ impl fmt::Debug for S3Config {
             .field("retry", &self.retry)
             .field("payload_signing", &self.payload_signing)
             .field("max_upload_parts", &self.max_upload_parts)
+            .field("list_url_encode", &self.list_url_encode)
             .finish_non_exhaustive()
     }
 }
@@ -186,6 +193,7 @@ impl S3Config {
             payload_signing: PayloadSigning::Auto,
             max_idle_per_host: 32,
             max_upload_parts: 10_000,
+            list_url_encode: None,
         }
     }
 

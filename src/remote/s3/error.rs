@@ -314,9 +314,11 @@ impl S3Error {
     }
 }
 
-/// Kind and text of a transport error, walking its source chain.
+/// Kind and text of a transport error, walking its source chain. The most
+/// telling cause wins: TLS, then an IO error's kind, then hyper's view, then
+/// hyper-util's "connect" flag (which also wraps TLS handshake failures).
 fn classify(err: &(dyn StdError + 'static)) -> (TransportKind, String) {
-    let mut kind = None;
+    let mut found: Vec<TransportKind> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
@@ -324,28 +326,33 @@ fn classify(err: &(dyn StdError + 'static)) -> (TransportKind, String) {
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        if kind.is_none() {
-            kind = kind_of(e);
-        }
+        found.extend(kind_of(e));
         cur = e.source();
     }
-    let kind = kind.unwrap_or_else(|| {
-        // hyper-util marks connect failures without a typed cause.
-        match err.downcast_ref::<hyper_util::client::legacy::Error>() {
-            Some(e) if e.is_connect() => TransportKind::Connect,
-            _ => TransportKind::Other,
-        }
-    });
+    let kind = [TransportKind::Tls, TransportKind::Reset, TransportKind::Connect]
+        .into_iter()
+        .find(|k| found.contains(k))
+        .unwrap_or(TransportKind::Other);
     (kind, parts.join(": "))
 }
 
 fn kind_of(e: &(dyn StdError + 'static)) -> Option<TransportKind> {
-    if e.downcast_ref::<rustls::Error>().is_some() {
+    if e.is::<rustls::Error>() {
         return Some(TransportKind::Tls);
     }
-    if let Some(io) = e.downcast_ref::<io::Error>() {
-        if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-            return Some(TransportKind::Tls);
+    if let Some(mut io) = e.downcast_ref::<io::Error>() {
+        // hyper-rustls wraps tokio-rustls's io::Error (which wraps the
+        // rustls::Error) in another io::Error, and io::Error::source() skips
+        // the wrapped error itself: unwrap them by hand.
+        loop {
+            match io.get_ref() {
+                Some(inner) if inner.is::<rustls::Error>() => return Some(TransportKind::Tls),
+                Some(inner) if io.kind() == io::ErrorKind::Other => match inner.downcast_ref::<io::Error>() {
+                    Some(nested) => io = nested,
+                    None => break,
+                },
+                _ => break,
+            }
         }
         return match io.kind() {
             io::ErrorKind::ConnectionRefused
@@ -415,6 +422,13 @@ mod tests {
         let tls = io::Error::new(io::ErrorKind::InvalidData, rustls::Error::DecryptError);
         let e = S3Error::transport(t.clone(), &tls);
         assert!(matches!(e, S3Error::Transport { kind: TransportKind::Tls, .. }) && !e.is_retryable());
+        // As hyper-rustls reports a refused certificate.
+        let wrapped = io::Error::other(io::Error::new(io::ErrorKind::InvalidData, rustls::Error::DecryptError));
+        let e = S3Error::transport(t.clone(), &wrapped);
+        assert!(matches!(e, S3Error::Transport { kind: TransportKind::Tls, .. }), "{e:?}");
+        let wrapped_reset = io::Error::other(io::Error::from(io::ErrorKind::ConnectionReset));
+        let e = S3Error::transport(t.clone(), &wrapped_reset);
+        assert!(matches!(e, S3Error::Transport { kind: TransportKind::Reset, .. }), "{e:?}");
         assert!(S3Error::Timeout { target: t, after: Duration::from_secs(1) }.is_retryable());
     }
 

@@ -45,7 +45,7 @@ pub use config::{DEFAULT_REGION, PayloadSigning, RetryPolicy, S3Config};
 pub use error::{S3Error, Target, TransportKind};
 pub use http::ObjectBody;
 pub use mtime::{MTIME_HEADER, MTIME_META, format_mtime, parse_mtime};
-pub use multipart::{MIN_PART_SIZE, MultipartWriter, UploadOptions, part_size};
+pub use multipart::{MD5_META, MIN_PART_SIZE, MultipartWriter, UploadOptions, part_size};
 pub use ops_bucket::BucketInfo;
 pub use ops_list::{DELETE_BATCH, DeleteObjectsOutput, ListRequest, ObjectPages, VersionPages};
 pub use ops_object::{

@@ -11,8 +11,11 @@ use super::{
     client::{Mode, ReqBody, S3Client, bad_xml},
     error::{S3Error, Target},
     ops_object::{MAX_SINGLE_PUT, PutOptions, PutOutput},
-    source::BodySource,
+    source::{BodySource, digest_source},
 };
+
+/// The user metadata name rclone keeps a multipart object's MD5 in (base64).
+pub const MD5_META: &str = "md5chksum";
 
 /// S3's smallest part (all but the last).
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -43,11 +46,15 @@ pub struct UploadOptions {
     pub chunk_size: u64,
     /// Parts uploaded at once.
     pub concurrency: usize,
+    /// For multipart uploads, read the source once more first to store its
+    /// whole MD5 as rclone does (`X-Amz-Meta-Md5chksum`, base64), since a
+    /// multipart `ETag` is no MD5: `rclone check` then verifies the object.
+    pub whole_md5: bool,
 }
 
 impl Default for UploadOptions {
     fn default() -> Self {
-        Self { put: PutOptions::default(), chunk_size: 16 << 20, concurrency: 4 }
+        Self { put: PutOptions::default(), chunk_size: 16 << 20, concurrency: 4, whole_md5: true }
     }
 }
 
@@ -148,9 +155,10 @@ impl S3Client {
         let mut out = Vec::new();
         let mut markers: Option<(String, Option<String>)> = None;
         loop {
-            let mut req = Req::new("ListMultipartUploads", Method::GET, bucket, "")
-                .query("uploads", "")
-                .query("encoding-type", "url");
+            let mut req = Req::new("ListMultipartUploads", Method::GET, bucket, "").query("uploads", "");
+            if self.url_encode_listings() {
+                req = req.query("encoding-type", "url");
+            }
             if !prefix.is_empty() {
                 req = req.query("prefix", prefix);
             }
@@ -213,7 +221,15 @@ impl S3Client {
         if len <= part {
             return self.put_object(bucket, key, len, source, &opts.put).await;
         }
-        let mut writer = MultipartWriter::start(self, bucket, key, &opts.put, opts.concurrency).await?;
+        let mut put = opts.put.clone();
+        if opts.whole_md5 {
+            let d = digest_source(source, len, false)
+                .await
+                .map_err(|source| S3Error::Source { target: target.clone(), source })?;
+            put.metadata.retain(|(k, _)| !k.eq_ignore_ascii_case(MD5_META));
+            put.metadata.push((MD5_META.to_owned(), d.content_md5()));
+        }
+        let mut writer = MultipartWriter::start(self, bucket, key, &put, opts.concurrency).await?;
         let res: Result<(), S3Error> = async {
             let mut reader =
                 source.open().await.map_err(|source| S3Error::Source { target: target.clone(), source })?;

@@ -135,4 +135,20 @@ impl S3Client {
         self.remember_region(bucket, region);
         Ok(())
     }
+
+    /// Turns versioning on (`Enabled`) or off (`Suspended`) for `bucket`.
+    ///
+    /// # Errors
+    /// Servers without versioning answer 501 (see [`S3Error::is_not_implemented`]);
+    /// any other [`S3Error`].
+    pub async fn put_bucket_versioning(&self, bucket: &str, enabled: bool) -> Result<(), S3Error> {
+        let status = if enabled { "Enabled" } else { "Suspended" };
+        let body = format!(
+            "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>{status}</Status></VersioningConfiguration>"
+        );
+        let req = Req::new("PutBucketVersioning", Method::PUT, bucket, "")
+            .query("versioning", "")
+            .body(ReqBody::Bytes { data: body.into(), md5: true });
+        self.run(&req, Mode::Collect, |_| Ok(())).await
+    }
 }

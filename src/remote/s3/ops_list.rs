@@ -44,9 +44,10 @@ impl ObjectPages {
         if self.done {
             return None;
         }
-        let mut req = Req::new("ListObjectsV2", Method::GET, &self.bucket, "")
-            .query("list-type", "2")
-            .query("encoding-type", "url");
+        let mut req = Req::new("ListObjectsV2", Method::GET, &self.bucket, "").query("list-type", "2");
+        if self.client.url_encode_listings() {
+            req = req.query("encoding-type", "url");
+        }
         if !self.req.prefix.is_empty() {
             req = req.query("prefix", self.req.prefix.clone());
         }

@@ -13,8 +13,11 @@ use super::{
     error::{S3Error, Target},
     http::ObjectBody,
     mtime::{MTIME_HEADER, MTIME_META, format_mtime, parse_mtime},
-    source::BodySource,
+    multipart::MD5_META,
+    source::{BodySource, hex},
 };
+
+use base64::Engine as _;
 
 /// The largest object one `PutObject` (or one part, or one `CopyObject`)
 /// may carry: 5 GiB.
@@ -128,6 +131,19 @@ impl ObjectMeta {
     #[must_use]
     pub fn mtime_or_last_modified(&self) -> Option<i128> {
         self.mtime().or_else(|| self.last_modified.map(|s| i128::from(s) * 1_000_000_000))
+    }
+
+    /// The MD5 of the content as lower-case hex: the `ETag` of a single-part
+    /// upload, else rclone's `X-Amz-Meta-Md5chksum` (base64), if any.
+    #[must_use]
+    pub fn md5_hex(&self) -> Option<String> {
+        let etag = self.etag.trim_matches('"');
+        if etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(etag.to_ascii_lowercase());
+        }
+        let b64 = self.metadata.get(MD5_META)?;
+        let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+        (raw.len() == 16).then(|| hex(&raw))
     }
 
     /// Whether the object sits in an archive class without a finished restore.
@@ -541,6 +557,13 @@ mod tests {
         let mut restored = m.clone();
         restored.restore = Some("ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\"".into());
         assert!(!restored.is_archived());
+        assert_eq!(m.md5_hex(), None);
+        let mut multi = m.clone();
+        multi.etag = "\"0123456789abcdef0123456789abcdef-3\"".into();
+        multi.metadata.insert("md5chksum".into(), "1B2M2Y8AsgTpgAmY7PhCfg==".into());
+        assert_eq!(multi.md5_hex().as_deref(), Some("d41d8cd98f00b204e9800998ecf8427e"));
+        multi.etag = "\"0123456789ABCDEF0123456789abcdef\"".into();
+        assert_eq!(multi.md5_hex().as_deref(), Some("0123456789abcdef0123456789abcdef"));
         let mut plain = m;
         plain.metadata.clear();
         plain.storage_class = "STANDARD".into();

@@ -9,7 +9,8 @@ pub struct Object {
     pub key: String,
     /// `LastModified`, unix seconds.
     pub last_modified: i64,
-    /// `ETag` as sent (with its quotes; `-N` suffix for multipart uploads).
+    /// `ETag` as sent (with its quotes; `-N` suffix for multipart uploads);
+    /// empty when the server sends none (s3s-fs 0.14.1 leaves it out).
     pub etag: String,
     /// Size in bytes.
     pub size: u64,
@@ -46,7 +47,7 @@ fn object(node: &Node, url_encoded: bool) -> Result<Object, S3XmlError> {
     Ok(Object {
         key: decode_value("Key", node.req_text("Key")?, url_encoded)?,
         last_modified: node.req_time("LastModified")?,
-        etag: node.req_text("ETag")?.to_owned(),
+        etag: node.opt_text("ETag").unwrap_or_default().to_owned(),
         size: node.req_u64("Size")?,
         storage_class: node.opt_nonempty("StorageClass"),
     })
@@ -60,7 +61,7 @@ fn object(node: &Node, url_encoded: bool) -> Result<Object, S3XmlError> {
 /// # Errors
 ///
 /// [`S3XmlError::MissingElement`] for a missing `IsTruncated`, an entry's
-/// `Key`, `LastModified`, `ETag` or `Size`, or a `NextContinuationToken`
+/// `Key`, `LastModified` or `Size`, or a `NextContinuationToken`
 /// missing from a truncated page; [`S3XmlError::InvalidValue`] for
 /// malformed numbers, booleans, timestamps or URL encoding;
 /// [`S3XmlError::ErrorDocument`], [`S3XmlError::UnexpectedRoot`] and the
@@ -86,4 +87,15 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListObjectsV2Page, S3XmlErro
         start_after: opt_decoded(&root, "StartAfter", url)?,
         url_encoded: url,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn etag_may_be_missing() {
+        let xml = br#"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>k</Key>
+<LastModified>2026-11-25T19:01:02.913Z</LastModified><Size>2</Size></Contents></ListBucketResult>"#;
+        let page = super::parse_list_objects_v2(xml).unwrap();
+        assert_eq!((page.contents[0].key.as_str(), page.contents[0].etag.as_str()), ("k", ""));
+    }
 }

@@ -1,0 +1,428 @@
+//! Test harness for the S3 client: s3s-fs and moto servers on free loopback ports with fresh data dirs (killed on drop), rclone configured by env vars, a fault proxy (resets, 503 SlowDown) and a TLS-terminating proxy with a throwaway CA made by openssl. May import the crate's `remote::s3` API, std, tokio, rustls/tokio-rustls and tempfile.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use cloudsyncd::remote::s3::{Credentials, RetryPolicy, S3Client, S3Config};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpListener as TokioListener,
+};
+
+pub const ACCESS_KEY: &str = "testkey";
+pub const SECRET_KEY: &str = "testsecret";
+
+/// `cargo install` puts binaries here; scripts/test puts it first on PATH too.
+fn cargo_bin(name: &str) -> Option<PathBuf> {
+    let in_path =
+        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|c| c.is_file()));
+    in_path.or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        let p = Path::new(&home).join(".cargo/bin").join(name);
+        p.is_file().then_some(p)
+    })
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until `port` answers an HTTP request with anything.
+fn wait_http(port: u16, child: &mut Child, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what} exited with {status} before answering:\n{log}");
+        }
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            if s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_ok() {
+                let mut buf = [0u8; 16];
+                if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    return;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "{what} did not answer on port {port} within 30 s");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+/// A server process on loopback with its own temp dir; killed on drop.
+pub struct Server {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Server {
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// s3s-fs 0.14.1 verifying SigV4 with `testkey`/`testsecret`.
+    pub fn s3s_fs() -> Self {
+        let bin = cargo_bin("s3s-fs").unwrap_or_else(|| {
+            panic!(
+                "s3s-fs is not installed: run scripts/test, which installs it with \
+                 `cargo install s3s-fs --version 0.14.1 --features binary --locked`"
+            )
+        });
+        let dir = tempfile::Builder::new().prefix("s3s-fs").tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let log = dir.path().join("server.log");
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(&data)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("server.err")).unwrap())
+            .spawn()
+            .expect("start s3s-fs");
+        wait_http(port, &mut child, "s3s-fs", &log);
+        Self { port, dir, child }
+    }
+
+    /// moto's S3 server (no auth checks).
+    pub fn moto() -> Self {
+        let dir = tempfile::Builder::new().prefix("moto").tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("server.err")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start python3 -m moto.server ({e}): run scripts/test"));
+        wait_http(port, &mut child, "moto (python3 -m moto.server; pip install 'moto[server]==5.2.1')", &log);
+        Self { port, dir, child }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Retries fast enough for tests, but as many as a flaky network needs.
+pub fn test_config(endpoint: &str, secret: &str) -> S3Config {
+    let mut cfg = S3Config::new(endpoint, "us-east-1", Credentials::new(ACCESS_KEY, secret));
+    cfg.retry =
+        RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(20), max_delay: Duration::from_millis(400) };
+    cfg.connect_timeout = Duration::from_secs(5);
+    cfg.read_timeout = Duration::from_secs(30);
+    cfg
+}
+
+pub fn client(endpoint: &str) -> S3Client {
+    S3Client::new(test_config(endpoint, SECRET_KEY)).unwrap()
+}
+
+/// Runs Debian's rclone against `endpoint` with remote `s:` set by env vars
+/// (AWS_CA_BUNDLE unset: rclone 1.60 fails every call with it; times in UTC).
+/// `--low-level-retries 1`: rclone HEADs the path it is given, and s3s-fs
+/// answers 500 when that path is a "folder" of existing keys, which rclone
+/// would otherwise retry for 85-105 s before carrying on.
+pub fn rclone(endpoint: &str, args: &[&str]) -> Output {
+    let bin = cargo_bin("rclone")
+        .unwrap_or_else(|| panic!("rclone is not installed: run scripts/test (apt-get install rclone)"));
+    let started = Instant::now();
+    let out = Command::new(bin)
+        .args(args)
+        .args(["--low-level-retries", "1"])
+        .env_remove("AWS_CA_BUNDLE")
+        .env("TZ", "UTC")
+        .env("RCLONE_CONFIG", "/dev/null")
+        .env("RCLONE_CONFIG_S_TYPE", "s3")
+        .env("RCLONE_CONFIG_S_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_S_ENV_AUTH", "false")
+        .env("RCLONE_CONFIG_S_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("RCLONE_CONFIG_S_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("RCLONE_CONFIG_S_ENDPOINT", endpoint)
+        .env("RCLONE_CONFIG_S_REGION", "us-east-1")
+        .output()
+        .expect("run rclone");
+    eprintln!("rclone {args:?}: {} in {:.1} s", out.status, started.elapsed().as_secs_f32());
+    out
+}
+
+/// Random bytes.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    getrandom::fill(&mut v).unwrap();
+    v
+}
+
+/// Reads a whole stream.
+pub async fn read_all(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v).await.unwrap();
+    v
+}
+
+/// Counters of what a [`FaultProxy`] did.
+#[derive(Debug, Default)]
+pub struct FaultStats {
+    pub connections: AtomicU64,
+    pub resets: AtomicU64,
+    pub slowdowns: AtomicU64,
+    pub forwarded: AtomicU64,
+}
+
+impl FaultStats {
+    pub fn get(&self) -> (u64, u64, u64) {
+        (
+            self.resets.load(Ordering::SeqCst),
+            self.slowdowns.load(Ordering::SeqCst),
+            self.forwarded.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// A loopback proxy in front of a server. Each connection carries one
+/// request: every third connection is reset after its request head
+/// arrived, one in five of the others gets `503 SlowDown`, and the rest are
+/// forwarded (with `Connection: close`).
+pub struct FaultProxy {
+    pub port: u16,
+    pub stats: Arc<FaultStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TokioListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stats = Arc::new(FaultStats::default());
+        let s = stats.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((conn, _)) = listener.accept().await else { return };
+                let n = s.connections.fetch_add(1, Ordering::SeqCst);
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let _ = handle_fault_conn(conn, n, upstream, &s).await;
+                });
+            }
+        });
+        Self { port, stats, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads a request head and its `Content-Length` body.
+async fn read_request(conn: &mut (impl AsyncRead + Unpin)) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = buf[..head_end].to_vec();
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let len: usize =
+        text.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap_or(0));
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok((head, body))
+}
+
+async fn handle_fault_conn(
+    mut conn: tokio::net::TcpStream,
+    n: u64,
+    upstream: SocketAddr,
+    stats: &FaultStats,
+) -> std::io::Result<()> {
+    if n % 3 == 2 {
+        // Let part of the request arrive, then reset.
+        let mut chunk = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut chunk)).await;
+        conn.set_zero_linger()?;
+        stats.resets.fetch_add(1, Ordering::SeqCst);
+        drop(conn);
+        return Ok(());
+    }
+    let (head, body) = read_request(&mut conn).await?;
+    if n % 5 == 1 {
+        stats.slowdowns.fetch_add(1, Ordering::SeqCst);
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
+                   <Message>Please reduce your request rate.</Message><RequestId>FAULT</RequestId></Error>";
+        let resp = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{xml}",
+            xml.len()
+        );
+        conn.write_all(resp.as_bytes()).await?;
+        conn.shutdown().await?;
+        return Ok(());
+    }
+    // Forward one request with Connection: close.
+    let text = String::from_utf8_lossy(&head);
+    let mut rewritten = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            rewritten.push_str(line);
+            rewritten.push_str("\r\n");
+        }
+    }
+    rewritten.push_str("Connection: close\r\n\r\n");
+    let mut up = tokio::net::TcpStream::connect(upstream).await?;
+    up.write_all(rewritten.as_bytes()).await?;
+    up.write_all(&body).await?;
+    tokio::io::copy(&mut up, &mut conn).await?;
+    conn.shutdown().await?;
+    stats.forwarded.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 signed by it, made with
+/// the openssl command.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    pub fn ca_pem(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn make() -> Self {
+        let dir = tempfile::Builder::new().prefix("pki").tempdir().unwrap();
+        let d = dir.path();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .unwrap_or_else(|e| panic!("openssl is needed for the TLS test ({e}): run scripts/test"));
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=cloudsyncd test CA"],
+        ]
+        .concat());
+        run(&[&["req"][..], &ec, &["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost"]].concat());
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        Self { dir }
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(self.dir.path().join("leaf.pem")).unwrap().map(Result::unwrap).collect();
+        let key = PrivateKeyDer::from_pem_file(self.dir.path().join("leaf.key")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+    }
+}
+
+/// A TLS terminator in front of a plain-http server.
+pub struct TlsProxy {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsProxy {
+    pub async fn start(pki: &TestPki, upstream: SocketAddr) -> Self {
+        let acceptor = pki.acceptor();
+        let listener = TokioListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((conn, _)) = listener.accept().await else { return };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(conn).await else { return };
+                    let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                });
+            }
+        });
+        Self { port, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
