@@ -14,9 +14,7 @@ use cloudsyncd::remote::s3::{
     BytesSource, FileSource, GetOptions, ListRequest, MultipartWriter, ObjectIdentifier, PutOptions, Range,
     RestoreStatus, S3Client, S3Error, TransportKind, UploadOptions, VersionEntry,
 };
-use common_s3::{
-    FaultProxy, SECRET_KEY, Server, TestPki, TlsProxy, client, random_bytes, rclone, read_all, test_config,
-};
+use common_s3::{Proxy, SECRET_KEY, Server, TestPki, TlsProxy, client, random_bytes, rclone, read_all, test_config};
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 use tokio::{sync::Semaphore, task::JoinSet};
@@ -516,7 +514,7 @@ async fn aborted_and_stale_multipart_uploads_leave_nothing_on_moto() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_and_listings_survive_resets_and_slowdowns() {
     let srv = Server::s3s_fs();
-    let proxy = FaultProxy::start(srv.addr()).await;
+    let proxy = Proxy::faults(srv.addr()).await;
     let c = client(&proxy.endpoint());
     c.create_bucket("flaky").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -545,6 +543,37 @@ async fn uploads_and_listings_survive_resets_and_slowdowns() {
     assert_eq!(get_bytes(&c, "flaky", "small.bin").await, small);
     let (resets, slowdowns, forwarded) = proxy.stats.get();
     assert!(resets >= 10 && slowdowns >= 5 && forwarded > 100, "faults injected: {:?}", proxy.stats.get());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_region_is_corrected_from_the_redirect_hint() {
+    let srv = Server::s3s_fs();
+    client(&srv.endpoint()).create_bucket("far").await.unwrap();
+    let proxy = Proxy::region(srv.addr(), "eu-central-1").await;
+
+    // Configured for the wrong region: the first request gets 301 + x-amz-bucket-region,
+    // is re-signed for eu-central-1, and later requests go there at once.
+    let c = client(&proxy.endpoint());
+    c.put_object_bytes("far", "a.txt", Bytes::from_static(b"a"), &PutOptions::default()).await.unwrap();
+    assert_eq!(proxy.stats.get().1, 1, "one redirect");
+    assert_eq!(get_bytes(&c, "far", "a.txt").await, b"a");
+    assert_eq!(c.head_object("far", "a.txt").await.unwrap().unwrap().size, 1);
+    assert_eq!(proxy.stats.get().1, 1, "the corrected region is remembered");
+
+    // No region configured: detection follows the hint GetBucketLocation gets.
+    let mut cfg = test_config(&proxy.endpoint(), SECRET_KEY);
+    cfg.region = String::new();
+    let auto = S3Client::new(cfg).unwrap();
+    assert_eq!(auto.get_bucket_location("far").await.unwrap(), "eu-central-1");
+    let (keys, _) = list_keys(&auto, "far", ListRequest::default()).await;
+    assert_eq!(keys, ["a.txt"]);
+
+    // skip_region never follows hints: the redirect is the answer.
+    let mut cfg = test_config(&proxy.endpoint(), SECRET_KEY);
+    cfg.skip_region = true;
+    let fixed = S3Client::new(cfg).unwrap();
+    let err = fixed.head_bucket("far").await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(301), Some("PermanentRedirect")), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,7 +631,7 @@ fn trace_logs_hold_no_secret_or_signature() {
     tracing::subscriber::with_default(subscriber, || {
         rt.block_on(async {
             let srv = Server::s3s_fs();
-            let proxy = FaultProxy::start(srv.addr()).await;
+            let proxy = Proxy::faults(srv.addr()).await;
             let c = client(&proxy.endpoint());
             c.create_bucket("logs").await.unwrap();
             let data = Bytes::from(random_bytes(usize::try_from(11 * MIB).unwrap()));

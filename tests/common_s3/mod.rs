@@ -184,52 +184,113 @@ pub async fn read_all(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
     v
 }
 
-/// Counters of what a [`FaultProxy`] did.
+/// Counters of what a [`Proxy`] did.
 #[derive(Debug, Default)]
-pub struct FaultStats {
+pub struct ProxyStats {
     pub connections: AtomicU64,
     pub resets: AtomicU64,
-    pub slowdowns: AtomicU64,
+    pub answered: AtomicU64,
     pub forwarded: AtomicU64,
 }
 
-impl FaultStats {
+impl ProxyStats {
+    /// (resets, requests answered by the proxy itself, requests forwarded).
     pub fn get(&self) -> (u64, u64, u64) {
         (
             self.resets.load(Ordering::SeqCst),
-            self.slowdowns.load(Ordering::SeqCst),
+            self.answered.load(Ordering::SeqCst),
             self.forwarded.load(Ordering::SeqCst),
         )
     }
 }
 
-/// A loopback proxy in front of a server. Each connection carries one
-/// request: every third connection is reset after its request head
-/// arrived, one in five of the others gets `503 SlowDown`, and the rest are
-/// forwarded (with `Connection: close`).
-pub struct FaultProxy {
+/// What a [`Proxy`] does with one request.
+pub enum Action {
+    /// Reset the connection (the request head arrived, the body may not have).
+    Reset,
+    /// Answer with this complete HTTP response instead of the server.
+    Respond(String),
+    /// Pass it to the server.
+    Forward,
+}
+
+/// Decides per connection number and request head (lower-cased).
+pub type Policy = Arc<dyn Fn(u64, &str) -> Action + Send + Sync>;
+
+/// A loopback HTTP proxy in front of a server that carries one request per
+/// connection (it forwards with `Connection: close`) and lets a [`Policy`]
+/// reset or answer requests.
+pub struct Proxy {
     pub port: u16,
-    pub stats: Arc<FaultStats>,
+    pub stats: Arc<ProxyStats>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl FaultProxy {
-    pub async fn start(upstream: SocketAddr) -> Self {
+/// An S3 error response.
+pub fn error_response(status: &str, code: &str, extra_headers: &str, extra_xml: &str) -> String {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected by the test \
+         proxy</Message>{extra_xml}<RequestId>PROXY</RequestId></Error>"
+    );
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n{extra_headers}\
+         Connection: close\r\n\r\n{xml}",
+        xml.len()
+    )
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr, policy: Policy) -> Self {
         let listener = TokioListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let stats = Arc::new(FaultStats::default());
+        let stats = Arc::new(ProxyStats::default());
         let s = stats.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((conn, _)) = listener.accept().await else { return };
                 let n = s.connections.fetch_add(1, Ordering::SeqCst);
-                let s = s.clone();
+                let (s, policy) = (s.clone(), policy.clone());
                 tokio::spawn(async move {
-                    let _ = handle_fault_conn(conn, n, upstream, &s).await;
+                    let _ = handle_conn(conn, n, upstream, &s, &*policy).await;
                 });
             }
         });
         Self { port, stats, task }
+    }
+
+    /// Every third connection reset, one in five of the others answered
+    /// `503 SlowDown`, the rest forwarded.
+    pub async fn faults(upstream: SocketAddr) -> Self {
+        Self::start(
+            upstream,
+            Arc::new(|n, _head| match n {
+                n if n % 3 == 2 => Action::Reset,
+                n if n % 5 == 1 => Action::Respond(error_response("503 Service Unavailable", "SlowDown", "", "")),
+                _ => Action::Forward,
+            }),
+        )
+        .await
+    }
+
+    /// A bucket living in `region`: requests signed for another region get
+    /// AWS's `301 PermanentRedirect` with `x-amz-bucket-region`.
+    pub async fn region(upstream: SocketAddr, region: &'static str) -> Self {
+        Self::start(
+            upstream,
+            Arc::new(move |_, head| {
+                if head.contains(&format!("/{region}/s3/aws4_request")) {
+                    Action::Forward
+                } else {
+                    Action::Respond(error_response(
+                        "301 Moved Permanently",
+                        "PermanentRedirect",
+                        &format!("x-amz-bucket-region: {region}\r\n"),
+                        "",
+                    ))
+                }
+            }),
+        )
+        .await
     }
 
     pub fn endpoint(&self) -> String {
@@ -237,31 +298,34 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
+impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-/// Reads a request head and its `Content-Length` body.
-async fn read_request(conn: &mut (impl AsyncRead + Unpin)) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+/// Reads a request head (up to the blank line) and whatever body bytes came with it.
+async fn read_head(conn: &mut (impl AsyncRead + Unpin)) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
-    let head_end = loop {
+    loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+            let rest = buf.split_off(i + 4);
+            return Ok((buf, rest));
         }
         let n = conn.read(&mut chunk).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = buf[..head_end].to_vec();
-    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    }
+}
+
+/// Reads the rest of a `Content-Length` body.
+async fn read_body(conn: &mut (impl AsyncRead + Unpin), head: &str, mut body: Vec<u8>) -> std::io::Result<Vec<u8>> {
     let len: usize =
-        text.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap_or(0));
-    let mut body = buf[head_end..].to_vec();
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap_or(0));
+    let mut chunk = [0u8; 65536];
     while body.len() < len {
         let n = conn.read(&mut chunk).await?;
         if n == 0 {
@@ -269,54 +333,49 @@ async fn read_request(conn: &mut (impl AsyncRead + Unpin)) -> std::io::Result<(V
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Ok((head, body))
+    Ok(body)
 }
 
-async fn handle_fault_conn(
+async fn handle_conn(
     mut conn: tokio::net::TcpStream,
     n: u64,
     upstream: SocketAddr,
-    stats: &FaultStats,
+    stats: &ProxyStats,
+    policy: &(dyn Fn(u64, &str) -> Action + Send + Sync),
 ) -> std::io::Result<()> {
-    if n % 3 == 2 {
-        // Let part of the request arrive, then reset.
-        let mut chunk = [0u8; 4096];
-        let _ = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut chunk)).await;
-        conn.set_zero_linger()?;
-        stats.resets.fetch_add(1, Ordering::SeqCst);
-        drop(conn);
-        return Ok(());
-    }
-    let (head, body) = read_request(&mut conn).await?;
-    if n % 5 == 1 {
-        stats.slowdowns.fetch_add(1, Ordering::SeqCst);
-        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
-                   <Message>Please reduce your request rate.</Message><RequestId>FAULT</RequestId></Error>";
-        let resp = format!(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n{xml}",
-            xml.len()
-        );
-        conn.write_all(resp.as_bytes()).await?;
-        conn.shutdown().await?;
-        return Ok(());
-    }
-    // Forward one request with Connection: close.
-    let text = String::from_utf8_lossy(&head);
-    let mut rewritten = String::new();
-    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-        if !line.to_ascii_lowercase().starts_with("connection:") {
-            rewritten.push_str(line);
-            rewritten.push_str("\r\n");
+    let (head, early) = read_head(&mut conn).await?;
+    let lower = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    match policy(n, &lower) {
+        Action::Reset => {
+            conn.set_zero_linger()?;
+            stats.resets.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+        Action::Respond(resp) => {
+            let _ = read_body(&mut conn, &lower, early).await?;
+            stats.answered.fetch_add(1, Ordering::SeqCst);
+            conn.write_all(resp.as_bytes()).await?;
+            conn.shutdown().await?;
+        }
+        Action::Forward => {
+            let body = read_body(&mut conn, &lower, early).await?;
+            let text = String::from_utf8_lossy(&head);
+            let mut rewritten = String::new();
+            for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+                if !line.to_ascii_lowercase().starts_with("connection:") {
+                    rewritten.push_str(line);
+                    rewritten.push_str("\r\n");
+                }
+            }
+            rewritten.push_str("Connection: close\r\n\r\n");
+            let mut up = tokio::net::TcpStream::connect(upstream).await?;
+            up.write_all(rewritten.as_bytes()).await?;
+            up.write_all(&body).await?;
+            tokio::io::copy(&mut up, &mut conn).await?;
+            conn.shutdown().await?;
+            stats.forwarded.fetch_add(1, Ordering::SeqCst);
         }
     }
-    rewritten.push_str("Connection: close\r\n\r\n");
-    let mut up = tokio::net::TcpStream::connect(upstream).await?;
-    up.write_all(rewritten.as_bytes()).await?;
-    up.write_all(&body).await?;
-    tokio::io::copy(&mut up, &mut conn).await?;
-    conn.shutdown().await?;
-    stats.forwarded.fetch_add(1, Ordering::SeqCst);
     Ok(())
 }
 
