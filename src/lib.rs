@@ -10,9 +10,12 @@
 pub mod crypt;
 pub mod daemon;
 pub mod dbus;
+pub mod engine;
 pub mod model;
+pub mod remote;
 pub mod s3sig;
 pub mod schedule;
+pub mod scripts;
 pub mod service;
 pub mod store;
 pub mod systemd;

@@ -303,3 +303,93 @@ pub fn get_map(d: &HashMap<String, OwnedValue>, k: &str) -> HashMap<String, Owne
     HashMap::<String, OwnedValue>::try_from(d.get(k).unwrap_or_else(|| panic!("no key {k}")).try_clone().unwrap())
         .unwrap()
 }
+
+#[zbus::proxy(interface = "org.cloudsyncd.CloudSync1.Job", default_service = "org.cloudsyncd.CloudSync1")]
+pub trait Job {
+    fn read_log(&self, offset: u64, max: u32) -> zbus::Result<(String, u64)>;
+    fn abort(&self) -> zbus::Result<bool>;
+    #[zbus(signal)]
+    fn finished(&self, state: String, error: String) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn task(&self) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn dry_run(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn percent(&self) -> zbus::Result<f64>;
+    #[zbus(property)]
+    fn description(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn bytes_done(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn bytes_total(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn files_done(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn files_total(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn started_at(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn finished_at(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn error(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(interface = "org.cloudsyncd.CloudSync1.Task", default_service = "org.cloudsyncd.CloudSync1")]
+pub trait TaskRun {
+    fn run(&self, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    fn abort(&self) -> zbus::Result<bool>;
+}
+
+#[zbus::proxy(
+    interface = "org.cloudsyncd.CloudSync1.Manager",
+    default_service = "org.cloudsyncd.CloudSync1",
+    default_path = "/org/cloudsyncd/CloudSync1"
+)]
+pub trait ManagerRun {
+    fn run_once(&self, config: ArgDict, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
+}
+
+pub async fn job(conn: &zbus::Connection, path: &OwnedObjectPath) -> JobProxy<'static> {
+    JobProxy::builder(conn)
+        .path(path.clone())
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}
+
+pub async fn task_run(conn: &zbus::Connection, path: &OwnedObjectPath) -> TaskRunProxy<'static> {
+    TaskRunProxy::builder(conn).path(path.clone()).unwrap().build().await.unwrap()
+}
+
+/// Waits until the job has ended; returns its state and error.
+pub async fn wait_job(conn: &zbus::Connection, path: &OwnedObjectPath, limit: Duration) -> (String, String) {
+    let j = job(conn, path).await;
+    let t0 = Instant::now();
+    loop {
+        let s = j.state().await.unwrap();
+        if matches!(s.as_str(), "SUCCESS" | "FAILED" | "ABORTED") {
+            return (s, j.error().await.unwrap());
+        }
+        assert!(t0.elapsed() < limit, "job {path} still {s} after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The whole log of a job, read in small pieces through ReadLog.
+pub async fn job_log(conn: &zbus::Connection, path: &OwnedObjectPath) -> String {
+    let j = job(conn, path).await;
+    let mut out = String::new();
+    let mut off = 0;
+    loop {
+        let (text, next) = j.read_log(off, 4096).await.unwrap();
+        if text.is_empty() {
+            return out;
+        }
+        out.push_str(&text);
+        off = next;
+    }
+}
