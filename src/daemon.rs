@@ -48,7 +48,9 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let started = std::time::Instant::now();
     let store = Store::open(&opts.state_dir)?;
     std::fs::create_dir_all(&opts.log_dir).map_err(|e| DaemonError::Io(opts.log_dir.display().to_string(), e))?;
-    let svc = Arc::new(Service::new(store, jiff::tz::TimeZone::system())?);
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let dirs = crate::service::Dirs { log_dir: opts.log_dir.clone(), work_dir: opts.state_dir.join("run") };
+    let svc = Arc::new(Service::new(store, jiff::tz::TimeZone::system(), dirs, Some(events_tx))?);
     let (creds, tasks) = svc.counts();
     tracing::info!(state_dir = %opts.state_dir.display(), creds, tasks, "state loaded");
 
@@ -61,7 +63,9 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let conn = builder.build().await?;
     let ctx = dbus::Ctx { svc: svc.clone(), auth: dbus::auth::Auth::new(&conn).await? };
     dbus::serve_all(conn.object_server(), &ctx).await?;
+    tokio::spawn(dbus::pump::run(conn.clone(), ctx.clone(), events_rx));
     conn.request_name_with_flags(dbus::BUS_NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into()).await?;
+    svc.start_background();
     tracing::info!(name = dbus::BUS_NAME, elapsed_ms = started.elapsed().as_millis(), "serving");
     systemd::ready(&status_line(&svc));
 
@@ -91,11 +95,16 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     }
     tracing::info!("stopping");
     systemd::stopping();
+    // Running jobs end ABORTED and remove their temporary files before the process exits.
+    svc.abort_all(Duration::from_secs(10)).await;
     drop(conn);
     Ok(())
 }
 
 fn status_line(svc: &Service) -> String {
     let (c, t) = svc.counts();
-    format!("Idle: {t} tasks, {c} credentials")
+    match svc.running_job_ids().len() {
+        0 => format!("Idle: {t} tasks, {c} credentials"),
+        n => format!("Running {n} job(s): {t} tasks, {c} credentials"),
+    }
 }

@@ -3,7 +3,7 @@
 //! Layering (an arrow means "may import"; nothing imports upward):
 //! - pure leaves, no IO and no async: [`model`], [`schedule`], [`s3sig`], [`crypt`];
 //! - [`store`] → model;
-//! - [`remote`] → s3sig, model (the S3 client: tokio, hyper, rustls);
+//! - [`remote`] → engine::{entry, filter}, s3sig, model (providers LOCAL and S3; S3 on hyper + rustls);
 //! - [`service`] → model, store, schedule;
 //! - [`dbus`] → service, model (only `dbus` and `daemon` import zbus);
 //! - [`daemon`] → everything; `main.rs` → daemon.
@@ -11,10 +11,12 @@
 pub mod crypt;
 pub mod daemon;
 pub mod dbus;
+pub mod engine;
 pub mod model;
 pub mod remote;
 pub mod s3sig;
 pub mod schedule;
+pub mod scripts;
 pub mod service;
 pub mod store;
 pub mod systemd;

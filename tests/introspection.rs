@@ -38,12 +38,19 @@ async fn checked_in_introspection_matches_the_code() {
     ]))
     .await
     .unwrap();
+    let j = task_run(&conn, &zbus::zvariant::OwnedObjectPath::try_from(format!("{ROOT}/task/1")).unwrap())
+        .await
+        .run(dict(vec![("dry_run", v(true))]))
+        .await
+        .unwrap();
+    wait_job(&conn, &j, std::time::Duration::from_secs(30)).await;
     let bless = std::env::var_os("CLOUDSYNCD_BLESS").is_some();
     let mut drift = Vec::new();
     for (path, iface) in [
         (ROOT.to_owned(), "Manager"),
         (format!("{ROOT}/credential/1"), "Credential"),
         (format!("{ROOT}/task/1"), "Task"),
+        (format!("{ROOT}/job/1"), "Job"),
     ] {
         let p = zbus::fdo::IntrospectableProxy::builder(&conn)
             .destination(NAME)

@@ -42,7 +42,7 @@ async fn readme_busctl_lines_work() {
     }
     let _d = Daemon::start(&bus, &dir.path().join("state")).await;
     let cmds = commands(&readme());
-    assert!(cmds.len() >= 14, "{cmds:#?}");
+    assert!(cmds.len() >= 21, "{cmds:#?}");
     for cmd in &cmds {
         assert!(cmd.starts_with("busctl "), "not a busctl line: {cmd}");
         let out = Command::new("sh")

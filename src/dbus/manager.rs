@@ -41,6 +41,18 @@ impl ManagerIface {
         Ok(task_path(id))
     }
 
+    /// Runs a task configuration once without storing it; returns the job.
+    #[zbus(out_args("job"))]
+    async fn run_once(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        config: ArgDict,
+        options: ArgDict,
+    ) -> Result<OwnedObjectPath> {
+        self.ctx.auth.require_admin(&hdr).await?;
+        Ok(super::job_path(self.ctx.svc.run_once(config.into_entries(), options.into_entries())?))
+    }
+
     /// Provider names this build supports.
     #[zbus(property(emits_changed_signal = "const"))]
     fn providers(&self) -> Vec<String> {

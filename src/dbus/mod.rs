@@ -5,7 +5,9 @@ pub mod auth;
 pub mod convert;
 mod credential;
 pub mod error;
+mod job;
 mod manager;
+pub mod pump;
 mod task;
 
 use crate::service::Service;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use zbus::{ObjectServer, zvariant::OwnedObjectPath};
 
 pub use credential::CredentialIface;
+pub use job::JobIface;
 pub use manager::ManagerIface;
 pub use task::TaskIface;
 
@@ -40,6 +43,12 @@ pub fn credential_path(id: u64) -> OwnedObjectPath {
     path("credential", id)
 }
 
+/// The object path of job `id`.
+#[must_use]
+pub fn job_path(id: u64) -> OwnedObjectPath {
+    path("job", id)
+}
+
 /// The object path of task `id`.
 #[must_use]
 pub fn task_path(id: u64) -> OwnedObjectPath {
@@ -58,6 +67,9 @@ pub async fn serve_all(server: &ObjectServer, ctx: &Ctx) -> zbus::Result<()> {
     }
     for id in ctx.svc.task_ids() {
         server.at(task_path(id), TaskIface { ctx: ctx.clone(), id }).await?;
+    }
+    for id in ctx.svc.job_ids() {
+        server.at(job_path(id), job::JobIface { ctx: ctx.clone(), id }).await?;
     }
     Ok(())
 }

@@ -63,6 +63,20 @@ impl TaskIface {
         Ok(task_path(id))
     }
 
+    /// Run Now (whether or not the task is enabled); returns the job. While a job runs one more
+    /// waits; a third call returns the waiting job.
+    #[zbus(out_args("job"))]
+    async fn run(&self, #[zbus(header)] hdr: Header<'_>, options: ArgDict) -> Result<OwnedObjectPath> {
+        self.ctx.auth.require_admin(&hdr).await?;
+        Ok(super::job_path(self.ctx.svc.run_task(self.id, options.into_entries())?))
+    }
+
+    /// Stops the running job and drops the waiting one; false when there was none.
+    async fn abort(&self, #[zbus(header)] hdr: Header<'_>) -> Result<bool> {
+        self.ctx.auth.require_admin(&hdr).await?;
+        Ok(self.ctx.svc.abort_task(self.id)?)
+    }
+
     /// The task's id.
     #[zbus(property(emits_changed_signal = "const"))]
     fn id(&self) -> u64 {
@@ -86,7 +100,7 @@ impl TaskIface {
     fn last_job(&self) -> zbus::fdo::Result<OwnedObjectPath> {
         let v = self.ctx.svc.task(self.id).map_err(prop)?;
         Ok(match v.last_job {
-            Some(j) => super::path("job", j),
+            Some(j) => super::job_path(j),
             None => OwnedObjectPath::try_from("/").expect("/ is a valid path"),
         })
     }

@@ -1,3 +1,183 @@
-//! Storage a task reads from or writes to; only the S3 provider lives here on this branch (the `Remote` trait comes from main). May import `s3sig`, `model` and std/tokio.
+//! Storage a task reads from or writes to: the [`Remote`] trait and its providers. A remote lists
+//! its tree in key order, streams reads, and writes through an [`Upload`] that only makes the
+//! object visible under its final name when complete. Imports `engine::{entry, filter}` and std/tokio;
+//! the S3 provider (`s3`) also imports `s3sig`, `model::credential`, hyper and rustls.
 
+pub mod local;
 pub mod s3;
+
+use crate::engine::{
+    entry::{Entry, Mtime},
+    filter::Filter,
+};
+use std::{pin::Pin, sync::Arc};
+use tokio::{io::AsyncRead, sync::mpsc};
+
+/// A streamed read of one object.
+pub type ByteStream = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Why a remote operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// A file system or network error on `path`.
+    #[error("{path}: {source}")]
+    Io {
+        /// The object or folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The object does not exist.
+    #[error("{path}: does not exist")]
+    NotFound {
+        /// The object.
+        path: String,
+    },
+    /// Refused for safety (a name that would escape, a symlink in the way, …).
+    #[error("{path}: {reason}")]
+    Refused {
+        /// The object.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl RemoteError {
+    /// An IO error on `path`.
+    pub fn io(path: &str, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            return Self::NotFound { path: path.to_owned() };
+        }
+        Self::Io { path: path.to_owned(), source }
+    }
+
+    /// Whether trying again may help (network hiccups); file system errors are final.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::Interrupted
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// One item of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    /// A file or folder that passed the filter.
+    Entry(Entry),
+    /// Left out on purpose, with the reason (a symlink when not following them, a name that is
+    /// not UTF-8); logged, not an error.
+    Skipped {
+        /// What was skipped (escaped for the log).
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A part of the tree that could not be read: the run fails and a SYNC deletes nothing.
+    Error {
+        /// The folder or file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How to list.
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    /// Which files and folders to list (and which folders to descend into).
+    pub filter: Arc<Filter>,
+    /// Follow symlinks instead of skipping them (local trees only).
+    pub follow_symlinks: bool,
+}
+
+/// State of the root folder of a tree before a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootState {
+    /// The folder exists.
+    Present,
+    /// The folder does not exist.
+    Missing,
+}
+
+/// A write in progress. Nothing is visible under the final name until [`Upload::finish`].
+#[async_trait::async_trait]
+pub trait Upload: Send {
+    /// Appends bytes.
+    ///
+    /// # Errors
+    /// The write failed; the upload should then be aborted.
+    async fn write(&mut self, buf: &[u8]) -> Result<(), RemoteError>;
+    /// Makes the object visible under its final name with its mtime.
+    ///
+    /// # Errors
+    /// The object could not be completed; nothing is left behind.
+    async fn finish(self: Box<Self>) -> Result<(), RemoteError>;
+    /// Drops the partial object.
+    async fn abort(self: Box<Self>);
+}
+
+/// A tree of objects.
+#[async_trait::async_trait]
+pub trait Remote: Send + Sync {
+    /// How the tree is named in logs.
+    fn describe(&self) -> String;
+    /// The precision of stored mtimes, in nanoseconds.
+    fn mtime_precision_ns(&self) -> u64;
+    /// Whether empty folders can exist (bucket stores have none).
+    fn has_dirs(&self) -> bool;
+    /// Whether the root folder exists.
+    ///
+    /// # Errors
+    /// The root cannot be checked.
+    async fn root_state(&self) -> Result<RootState, RemoteError>;
+    /// Sends every entry in key order (byte order of the whole path) into `tx`, then returns.
+    ///
+    /// # Errors
+    /// The listing could not start at all (parts that fail are sent as [`Listed::Error`]).
+    async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError>;
+    /// Opens an object for reading.
+    ///
+    /// # Errors
+    /// It does not exist or cannot be read.
+    async fn open(&self, path: &str) -> Result<ByteStream, RemoteError>;
+    /// Starts writing an object of `size` bytes that will carry `mtime`.
+    ///
+    /// # Errors
+    /// The object cannot be created.
+    async fn create(&self, path: &str, size: u64, mtime: Mtime) -> Result<Box<dyn Upload>, RemoteError>;
+    /// The entry at `path`, if any.
+    ///
+    /// # Errors
+    /// It cannot be checked.
+    async fn stat(&self, path: &str) -> Result<Option<Entry>, RemoteError>;
+    /// Deletes a file.
+    ///
+    /// # Errors
+    /// It cannot be deleted.
+    async fn delete(&self, path: &str) -> Result<(), RemoteError>;
+    /// Creates a folder (and its parents).
+    ///
+    /// # Errors
+    /// It cannot be created.
+    async fn make_dir(&self, path: &str) -> Result<(), RemoteError>;
+    /// Removes a folder if it is empty; `Ok(false)` when it is not.
+    ///
+    /// # Errors
+    /// It cannot be removed for another reason.
+    async fn remove_dir(&self, path: &str) -> Result<bool, RemoteError>;
+    /// Removes leftovers of interrupted runs (temporary files of jobs other than `keep_job`);
+    /// returns how many.
+    ///
+    /// # Errors
+    /// The sweep could not run.
+    async fn sweep_partials(&self, keep_job: Option<u64>) -> Result<u64, RemoteError>;
+}

@@ -2,7 +2,10 @@
 //! and answers the questions the D-Bus adapter asks. Imports `model`, `store`, `schedule`, std;
 //! never zbus.
 
+mod jobs;
 mod local;
+
+pub use jobs::JobView;
 
 use crate::{
     model::{
@@ -13,8 +16,9 @@ use crate::{
     store::{State, Store, StoreError, Task},
 };
 use std::{
-    collections::BTreeMap,
-    sync::{Mutex, MutexGuard},
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 /// Why a call was refused or failed; maps one to one onto the contract's error names.
@@ -111,12 +115,48 @@ impl Environment for FsEnv<'_> {
     }
 }
 
-/// The service: state, persistence and the local time zone for schedules.
+/// A change the D-Bus adapter must publish (objects to add or remove, properties to re-read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A job was created.
+    JobAdded(u64),
+    /// A job's state changed (it started).
+    JobChanged(u64),
+    /// A job ended.
+    JobFinished(u64),
+    /// A job was dropped from the history.
+    JobRemoved(u64),
+    /// A task's State, LastJob or NextRun changed.
+    TaskChanged(u64),
+}
+
+/// Where the service keeps job logs and script files.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// Job logs.
+    pub log_dir: PathBuf,
+    /// A private folder for script files.
+    pub work_dir: PathBuf,
+}
+
+/// The service: state, persistence, jobs and the local time zone for schedules.
 #[derive(Debug)]
 pub struct Service {
     store: Store,
     state: Mutex<State>,
     tz: jiff::tz::TimeZone,
+    log_dir: PathBuf,
+    work_dir: PathBuf,
+    live: Mutex<HashMap<u64, jobs::Live>>,
+    events: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    interrupted: Mutex<Vec<u64>>,
+}
+
+/// Checks a configuration's filter patterns.
+fn check_filters(cfg: &TaskConfig) -> SResult<()> {
+    crate::engine::filter::Filter::new(&cfg.include, &cfg.exclude)
+        .map(drop)
+        .map_err(|e| ServiceError::InvalidArgument(e.to_string()))
 }
 
 fn not_found(kind: &str, id: u64) -> ServiceError {
@@ -128,9 +168,35 @@ impl Service {
     ///
     /// # Errors
     /// The state cannot be loaded.
-    pub fn new(store: Store, tz: jiff::tz::TimeZone) -> Result<Self, StoreError> {
-        let state = store.load()?;
-        Ok(Self { store, state: Mutex::new(state), tz })
+    pub fn new(
+        store: Store,
+        tz: jiff::tz::TimeZone,
+        dirs: Dirs,
+        events: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    ) -> Result<Self, StoreError> {
+        let mut state = store.load()?;
+        let interrupted = Self::fail_interrupted(&mut state);
+        if !interrupted.is_empty() || state.jobs.values().any(|j| j.error == crate::model::job::INTERRUPTED) {
+            store.save(&state)?;
+        }
+        Ok(Self {
+            store,
+            state: Mutex::new(state),
+            tz,
+            log_dir: dirs.log_dir,
+            work_dir: dirs.work_dir,
+            live: Mutex::new(HashMap::new()),
+            events,
+            interrupted: Mutex::new(interrupted),
+        })
+    }
+
+    /// Starts the background work: sweeping temporary files of interrupted runs and the
+    /// scheduler.
+    pub fn start_background(self: &Arc<Self>) {
+        let tasks = std::mem::take(&mut *self.interrupted.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.sweep_after_restart(tasks);
+        self.spawn_scheduler();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -219,6 +285,11 @@ impl Service {
     pub fn update_credential(&self, id: u64, changes: Entries) -> SResult<()> {
         self.mutate(|s| {
             let c = s.credentials.get(&id).ok_or_else(|| not_found("credential", id))?.clone();
+            if let Some(t) = self.credential_busy(s, id) {
+                return Err(ServiceError::Busy(format!(
+                    "task {t} is running with this credential; try again when it ends"
+                )));
+            }
             let mut name = c.name.clone();
             let mut attr_changes = Vec::new();
             let mut seen = std::collections::BTreeSet::new();
@@ -258,6 +329,11 @@ impl Service {
     pub fn delete_credential(&self, id: u64) -> SResult<()> {
         self.mutate(|s| {
             let c = s.credentials.get(&id).ok_or_else(|| not_found("credential", id))?;
+            if let Some(t) = self.credential_busy(s, id) {
+                return Err(ServiceError::Busy(format!(
+                    "task {t} is running with this credential; try again when it ends"
+                )));
+            }
             if let Some(t) = s.tasks.values().find(|t| t.config.credentials == id) {
                 return Err(ServiceError::InUse(format!(
                     "credential {:?} is used by task {} ({:?}); delete or change that task first",
@@ -333,12 +409,16 @@ impl Service {
     /// # Errors
     /// `NotFound`.
     pub fn task(&self, id: u64) -> SResult<TaskView> {
-        let cfg = self.lock().tasks.get(&id).map(|t| t.config.clone()).ok_or_else(|| not_found("task", id))?;
+        let (cfg, last) = {
+            let s = self.lock();
+            let cfg = s.tasks.get(&id).map(|t| t.config.clone()).ok_or_else(|| not_found("task", id))?;
+            (cfg, Self::task_last_job(&s, id).map(|j| (j.id, j.state)))
+        };
         Ok(TaskView {
             id,
             config: cfg.to_entries(true),
-            state: "PENDING",
-            last_job: None,
+            state: last.map_or("PENDING", |(_, st)| st.as_str()),
+            last_job: last.map(|(j, _)| j),
             next_run: self.next_run(&cfg, jiff::Timestamp::now()),
         })
     }
@@ -350,6 +430,7 @@ impl Service {
     pub fn create_task(&self, config: Entries) -> SResult<u64> {
         self.mutate(|s| {
             let config = TaskConfig::parse(config, &FsEnv(&s.credentials), Origin::Stored)?;
+            check_filters(&config)?;
             let id = s.next.task;
             s.next.task += 1;
             s.tasks.insert(id, Task { id, config });
@@ -367,6 +448,7 @@ impl Service {
             let t = s.tasks.get(&id).ok_or_else(|| not_found("task", id))?;
             let merged = fields::merge(t.config.to_entries(false), changes, "attributes", &TASK_SECRETS)?;
             let config = TaskConfig::parse(merged, &FsEnv(&s.credentials), Origin::Stored)?;
+            check_filters(&config)?;
             s.tasks.insert(id, Task { id, config });
             Ok(())
         })
@@ -377,7 +459,12 @@ impl Service {
     /// # Errors
     /// `NotFound`.
     pub fn delete_task(&self, id: u64) -> SResult<()> {
-        self.mutate(|s| s.tasks.remove(&id).map(|_| ()).ok_or_else(|| not_found("task", id)))
+        let jobs = self.mutate(|s| {
+            s.tasks.remove(&id).ok_or_else(|| not_found("task", id))?;
+            Ok(self.drop_task_jobs(s, id))
+        })?;
+        self.forget_jobs(&jobs);
+        Ok(())
     }
 
     /// Creates the reversed task of `id` (see [`TaskConfig::restore_entries`]).

@@ -5,7 +5,8 @@
 pub mod seal;
 
 use crate::model::{
-    Credential, CredentialAttrs, Entries, Environment, Origin, Provider, TaskConfig, Value, task::TASK_SECRETS,
+    Credential, CredentialAttrs, Entries, Environment, JobRecord, Origin, Provider, TaskConfig, Value,
+    task::TASK_SECRETS,
 };
 use seal::{SealError, SealKey};
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,8 @@ pub struct State {
     pub credentials: BTreeMap<u64, Credential>,
     /// Tasks by id.
     pub tasks: BTreeMap<u64, Task>,
+    /// Jobs by id (the last ones of each task).
+    pub jobs: BTreeMap<u64, JobRecord>,
 }
 
 /// A value as written to the file: like [`Value`], with secrets sealed.
@@ -115,6 +118,8 @@ struct FileV1 {
     next: Counters,
     credentials: Vec<FileCredential>,
     tasks: Vec<FileTask>,
+    #[serde(default)]
+    jobs: Vec<JobRecord>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +251,7 @@ impl Store {
                 .map_err(|e| format(format!("task {}: {e}", t.id)))?;
             state.tasks.insert(t.id, Task { id: t.id, config });
         }
+        state.jobs = file.jobs.into_iter().map(|j| (j.id, j)).collect();
         Ok(state)
     }
 
@@ -268,7 +274,8 @@ impl Store {
                 config: seal_entries(&self.key, t.config.to_entries(false), &TASK_SECRETS)?,
             });
         }
-        let file = FileV1 { version: SCHEMA_VERSION, next: state.next, credentials, tasks };
+        let jobs = state.jobs.values().cloned().collect();
+        let file = FileV1 { version: SCHEMA_VERSION, next: state.next, credentials, tasks, jobs };
         let mut bytes = Vec::new();
         ciborium::into_writer(&file, &mut bytes).map_err(|e| StoreError::Format {
             path: self.state_path().display().to_string(),

@@ -182,6 +182,7 @@ fn rand_suffix() -> String {
 pub trait Manager {
     fn create_credential(&self, name: &str, provider: &str, attributes: ArgDict) -> zbus::Result<OwnedObjectPath>;
     fn create_task(&self, config: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    fn run_once(&self, config: ArgDict, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
     #[zbus(property)]
     fn providers(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property)]
@@ -210,6 +211,8 @@ pub trait Task {
     fn update(&self, changes: ArgDict) -> zbus::Result<()>;
     fn delete(&self) -> zbus::Result<()>;
     fn restore(&self, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    fn run(&self, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    fn abort(&self) -> zbus::Result<bool>;
     #[zbus(property)]
     fn id(&self) -> zbus::Result<u64>;
     #[zbus(property)]
@@ -222,28 +225,29 @@ pub trait Task {
     fn next_run(&self) -> zbus::Result<u64>;
 }
 
+/// A proxy that reads properties from the daemon every time (no cache to go stale).
+macro_rules! uncached {
+    ($proxy:ident, $conn:expr, $path:expr) => {
+        $proxy::builder($conn)
+            .path($path.clone())
+            .unwrap()
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .unwrap()
+    };
+}
+
 pub async fn manager(conn: &zbus::Connection) -> ManagerProxy<'static> {
-    ManagerProxy::builder(conn).cache_properties(zbus::proxy::CacheProperties::No).build().await.unwrap()
+    uncached!(ManagerProxy, conn, OwnedObjectPath::try_from(ROOT).unwrap())
 }
 
 pub async fn credential(conn: &zbus::Connection, path: &OwnedObjectPath) -> CredentialProxy<'static> {
-    CredentialProxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
+    uncached!(CredentialProxy, conn, path)
 }
 
 pub async fn task(conn: &zbus::Connection, path: &OwnedObjectPath) -> TaskProxy<'static> {
-    TaskProxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
+    uncached!(TaskProxy, conn, path)
 }
 
 /// The D-Bus error name of a failed call (`InvalidArgument`, …) and its message.
@@ -302,4 +306,89 @@ pub fn get_strs(d: &HashMap<String, OwnedValue>, k: &str) -> Vec<String> {
 pub fn get_map(d: &HashMap<String, OwnedValue>, k: &str) -> HashMap<String, OwnedValue> {
     HashMap::<String, OwnedValue>::try_from(d.get(k).unwrap_or_else(|| panic!("no key {k}")).try_clone().unwrap())
         .unwrap()
+}
+
+#[zbus::proxy(interface = "org.cloudsyncd.CloudSync1.Job", default_service = "org.cloudsyncd.CloudSync1")]
+pub trait Job {
+    fn read_log(&self, offset: u64, max: u32) -> zbus::Result<(String, u64)>;
+    fn abort(&self) -> zbus::Result<bool>;
+    #[zbus(signal)]
+    fn finished(&self, state: String, error: String) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn task(&self) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn dry_run(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn percent(&self) -> zbus::Result<f64>;
+    #[zbus(property)]
+    fn description(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn bytes_done(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn bytes_total(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn files_done(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn files_total(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn started_at(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn finished_at(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn error(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(interface = "org.cloudsyncd.CloudSync1.Task", default_service = "org.cloudsyncd.CloudSync1")]
+pub trait TaskRun {
+    fn run(&self, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    fn abort(&self) -> zbus::Result<bool>;
+}
+
+#[zbus::proxy(
+    interface = "org.cloudsyncd.CloudSync1.Manager",
+    default_service = "org.cloudsyncd.CloudSync1",
+    default_path = "/org/cloudsyncd/CloudSync1"
+)]
+pub trait ManagerRun {
+    fn run_once(&self, config: ArgDict, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
+}
+
+pub async fn job(conn: &zbus::Connection, path: &OwnedObjectPath) -> JobProxy<'static> {
+    uncached!(JobProxy, conn, path)
+}
+
+/// The task proxy, named for the tests that run jobs.
+pub async fn task_run(conn: &zbus::Connection, path: &OwnedObjectPath) -> TaskProxy<'static> {
+    task(conn, path).await
+}
+
+/// Waits until the job has ended; returns its state and error.
+pub async fn wait_job(conn: &zbus::Connection, path: &OwnedObjectPath, limit: Duration) -> (String, String) {
+    let j = job(conn, path).await;
+    let t0 = Instant::now();
+    loop {
+        let s = j.state().await.unwrap();
+        if matches!(s.as_str(), "SUCCESS" | "FAILED" | "ABORTED") {
+            return (s, j.error().await.unwrap());
+        }
+        assert!(t0.elapsed() < limit, "job {path} still {s} after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The whole log of a job, read in small pieces through ReadLog.
+pub async fn job_log(conn: &zbus::Connection, path: &OwnedObjectPath) -> String {
+    let j = job(conn, path).await;
+    let mut out = String::new();
+    let mut off = 0;
+    loop {
+        let (text, next) = j.read_log(off, 4096).await.unwrap();
+        if text.is_empty() {
+            return out;
+        }
+        out.push_str(&text);
+        off = next;
+    }
 }

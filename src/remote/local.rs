@@ -1,0 +1,550 @@
+//! A local folder as a tree: the task's own path, and the LOCAL provider (USB disks, NFS mounts).
+//! Every access below the root walks one component at a time with `O_NOFOLLOW` (`openat`), so a
+//! symlink planted inside the tree can never redirect a write or a delete outside it; writes land
+//! under a recognisable temporary name (`.cloudsyncd-<job>-<random>.partial`) and are renamed when
+//! complete. Imports std, rustix, tokio and `engine::{entry, filter, names}`.
+
+use super::{ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload};
+use crate::engine::{
+    entry::{Entry, Kind, Mtime, WalkStep, walk_steps},
+    names::{check_remote_path, escape_for_log},
+};
+use rustix::fs::Timespec;
+use rustix::{
+    fd::OwnedFd,
+    fs::{AtFlags, FileType, Mode, OFlags, Stat, Timestamps},
+    io::Errno,
+};
+use std::{
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+use tokio::{io::AsyncWriteExt, sync::mpsc};
+
+const PARTIAL_PREFIX: &str = ".cloudsyncd-";
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// The temporary name of a file being written by job `job`.
+#[must_use]
+pub fn partial_name(job: u64) -> String {
+    let mut r = [0u8; 8];
+    // Uniqueness also comes from O_EXCL; randomness only avoids retries.
+    let _ = getrandom::fill(&mut r);
+    format!("{PARTIAL_PREFIX}{job}-{:016x}{PARTIAL_SUFFIX}", u64::from_le_bytes(r))
+}
+
+/// The job that wrote a temporary file, if `name` is one of ours.
+#[must_use]
+pub fn partial_job(name: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(name).ok()?;
+    let rest = s.strip_prefix(PARTIAL_PREFIX)?.strip_suffix(PARTIAL_SUFFIX)?;
+    let (job, rand) = rest.split_once('-')?;
+    (rand.len() == 16 && rand.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+    job.parse().ok()
+}
+
+/// A local folder tree.
+#[derive(Debug, Clone)]
+pub struct LocalFs {
+    root: PathBuf,
+    job: u64,
+    follow_symlinks: bool,
+}
+
+fn mtime_of(st: &Stat) -> Mtime {
+    Mtime::from_parts(st.st_mtime, u32::try_from(st.st_mtime_nsec).unwrap_or(0))
+}
+
+fn to_io(e: Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+fn split(path: &str) -> Result<(Vec<&str>, &str), RemoteError> {
+    check_remote_path(path).map_err(|e| RemoteError::Refused { path: path.to_owned(), reason: e.to_string() })?;
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let name = parts.pop().unwrap_or_default();
+    Ok((parts, name))
+}
+
+impl LocalFs {
+    /// A tree rooted at `root`; `job` names the temporary files this instance writes.
+    #[must_use]
+    pub fn new(root: impl Into<PathBuf>, job: u64, follow_symlinks: bool) -> Self {
+        Self { root: root.into(), job, follow_symlinks }
+    }
+
+    /// The root folder.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn open_root(&self) -> Result<OwnedFd, RemoteError> {
+        rustix::fs::open(&self.root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| RemoteError::io(&self.root.display().to_string(), to_io(e)))
+    }
+
+    fn nofollow(&self) -> OFlags {
+        if self.follow_symlinks { OFlags::empty() } else { OFlags::NOFOLLOW }
+    }
+
+    /// Opens the folder `parts` below the root one component at a time, never following a
+    /// symlink (unless the tree follows symlinks, which only a PUSH source does); creates missing
+    /// folders when `create`.
+    fn open_dir(&self, parts: &[&str], create: bool, shown: &str) -> Result<OwnedFd, RemoteError> {
+        let mut fd = self.open_root()?;
+        for comp in parts {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | self.nofollow();
+            let next = match rustix::fs::openat(&fd, *comp, flags, Mode::empty()) {
+                Err(Errno::NOENT) if create => {
+                    match rustix::fs::mkdirat(&fd, *comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(RemoteError::io(shown, to_io(e))),
+                    }
+                    rustix::fs::openat(&fd, *comp, flags, Mode::empty())
+                }
+                other => other,
+            };
+            fd = next.map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR | Errno::MLINK => RemoteError::Refused {
+                    path: shown.to_owned(),
+                    reason: format!("{comp:?} is a symlink or not a folder; refusing to go through it"),
+                },
+                e => RemoteError::io(shown, to_io(e)),
+            })?;
+        }
+        Ok(fd)
+    }
+
+    fn stat_blocking(&self, path: &str) -> Result<Option<Entry>, RemoteError> {
+        let (parts, name) = split(path)?;
+        let dir = match self.open_dir(&parts, false, path) {
+            Err(RemoteError::NotFound { .. }) => return Ok(None),
+            other => other?,
+        };
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let kind = match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Directory => Kind::Dir,
+                    FileType::RegularFile => Kind::File,
+                    _ => {
+                        return Err(RemoteError::Refused {
+                            path: path.to_owned(),
+                            reason: "not a regular file or folder".into(),
+                        });
+                    }
+                };
+                Ok(Some(Entry {
+                    path: path.to_owned(),
+                    kind,
+                    size: if kind == Kind::File { u64::try_from(st.st_size).unwrap_or(0) } else { 0 },
+                    mtime: mtime_of(&st),
+                }))
+            }
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(RemoteError::io(path, to_io(e))),
+        }
+    }
+
+    /// The depth-first walk, emitting paths in byte order of the whole path.
+    fn walk(&self, opts: &ListOptions, tx: &mpsc::Sender<Listed>) -> Result<(), RemoteError> {
+        let root = self.open_root()?;
+        let st = rustix::fs::fstat(&root).map_err(|e| RemoteError::io(&self.root.display().to_string(), to_io(e)))?;
+        let mut ancestors = vec![(st.st_dev, st.st_ino)];
+        self.walk_dir(&root, "", opts, tx, &mut ancestors);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_lines)] // one pass over a folder: classify, sort, emit, descend
+    fn walk_dir(
+        &self,
+        dir: &OwnedFd,
+        prefix: &str,
+        opts: &ListOptions,
+        tx: &mpsc::Sender<Listed>,
+        ancestors: &mut Vec<(u64, u64)>,
+    ) -> bool {
+        let send = |l: Listed| tx.blocking_send(l).is_ok();
+        let shown = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+        let rd = match rustix::fs::Dir::read_from(dir) {
+            Ok(rd) => rd,
+            Err(e) => return send(Listed::Error { path: shown(""), reason: to_io(e).to_string() }),
+        };
+        let mut children: Vec<(String, Kind, Stat, bool)> = Vec::new();
+        for ent in rd {
+            let ent = match ent {
+                Ok(e) => e,
+                Err(e) => {
+                    if !send(Listed::Error { path: shown(""), reason: to_io(e).to_string() }) {
+                        return false;
+                    }
+                    break;
+                }
+            };
+            let raw = ent.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            if let Some(job) = partial_job(raw) {
+                // A leftover of an interrupted run is removed; our own temporary files are not
+                // user files either.
+                if job != self.job {
+                    let _ = rustix::fs::unlinkat(dir, ent.file_name(), AtFlags::empty());
+                }
+                continue;
+            }
+            let Ok(name) = std::str::from_utf8(raw) else {
+                let p = format!(
+                    "{}{}",
+                    if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
+                    escape_for_log(raw)
+                );
+                if !send(Listed::Skipped { path: p, reason: "name is not valid UTF-8".into() }) {
+                    return false;
+                }
+                continue;
+            };
+            let st = match rustix::fs::statat(dir, ent.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => continue,
+                Err(e) => {
+                    if !send(Listed::Error { path: shown(name), reason: to_io(e).to_string() }) {
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            let (st, via_link) = match FileType::from_raw_mode(st.st_mode) {
+                FileType::Symlink if !self.follow_symlinks => {
+                    if !send(Listed::Skipped {
+                        path: shown(name),
+                        reason: "symlink skipped (follow_symlinks is off)".into(),
+                    }) {
+                        return false;
+                    }
+                    continue;
+                }
+                FileType::Symlink => match rustix::fs::statat(dir, ent.file_name(), AtFlags::empty()) {
+                    Ok(t) => (t, true),
+                    Err(e) => {
+                        if !send(Listed::Error { path: shown(name), reason: format!("broken symlink: {}", to_io(e)) }) {
+                            return false;
+                        }
+                        continue;
+                    }
+                },
+                _ => (st, false),
+            };
+            let kind = match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => Kind::Dir,
+                FileType::RegularFile => Kind::File,
+                _ => {
+                    if !send(Listed::Skipped { path: shown(name), reason: "not a regular file".into() }) {
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            children.push((name.to_owned(), kind, st, via_link));
+        }
+        // Byte order of the whole path: a folder's own entry sorts as "name", its contents as
+        // "name/…", so siblings like "name-x" and "name.txt" come between the two.
+        let names: Vec<(String, Kind)> = children.iter().map(|c| (c.0.clone(), c.1)).collect();
+        let mut included = vec![false; children.len()];
+        for step in walk_steps(&names) {
+            match step {
+                WalkStep::Emit(i) => {
+                    let (name, kind, st, _) = &children[i];
+                    let path = shown(name);
+                    let entry = match kind {
+                        Kind::File if opts.filter.includes_file(&path) => Entry {
+                            path,
+                            kind: *kind,
+                            size: u64::try_from(st.st_size).unwrap_or(0),
+                            mtime: mtime_of(st),
+                        },
+                        Kind::Dir if opts.filter.includes_dir(&path) => {
+                            if ancestors.contains(&(st.st_dev, st.st_ino)) {
+                                if !send(Listed::Skipped { path, reason: "symlink loop".into() }) {
+                                    return false;
+                                }
+                                continue;
+                            }
+                            included[i] = true;
+                            Entry { path, kind: *kind, size: 0, mtime: mtime_of(st) }
+                        }
+                        _ => continue,
+                    };
+                    if !send(Listed::Entry(entry)) {
+                        return false;
+                    }
+                }
+                WalkStep::Descend(i) => {
+                    if !included[i] {
+                        continue;
+                    }
+                    let (name, _, st, via_link) = &children[i];
+                    let path = shown(name);
+                    let flags = OFlags::RDONLY
+                        | OFlags::DIRECTORY
+                        | OFlags::CLOEXEC
+                        | if *via_link { OFlags::empty() } else { OFlags::NOFOLLOW };
+                    match rustix::fs::openat(dir, name.as_str(), flags, Mode::empty()) {
+                        Ok(sub) => {
+                            ancestors.push((st.st_dev, st.st_ino));
+                            let go_on = self.walk_dir(&sub, &path, opts, tx, ancestors);
+                            ancestors.pop();
+                            if !go_on {
+                                return false;
+                            }
+                        }
+                        Err(e) => {
+                            if !send(Listed::Error { path, reason: to_io(e).to_string() }) {
+                                return false;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn sweep_dir(dir: &OwnedFd, keep: Option<u64>, depth: usize) -> u64 {
+        let Ok(rd) = rustix::fs::Dir::read_from(dir) else { return 0 };
+        let mut n = 0;
+        let mut subdirs = Vec::new();
+        for ent in rd.flatten() {
+            let raw = ent.file_name().to_bytes();
+            if raw == b"." || raw == b".." || raw == b".zfs" {
+                continue;
+            }
+            if let Some(job) = partial_job(raw) {
+                if Some(job) != keep && rustix::fs::unlinkat(dir, ent.file_name(), AtFlags::empty()).is_ok() {
+                    n += 1;
+                }
+                continue;
+            }
+            if ent.file_type() == FileType::Directory {
+                subdirs.push(ent.file_name().to_owned());
+            }
+        }
+        if depth < 256 {
+            for s in subdirs {
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+                if let Ok(sub) = rustix::fs::openat(dir, s.as_c_str(), flags, Mode::empty()) {
+                    n += Self::sweep_dir(&sub, keep, depth + 1);
+                }
+            }
+        }
+        n
+    }
+}
+
+struct LocalUpload {
+    dir: Arc<OwnedFd>,
+    tmp: String,
+    name: String,
+    path: String,
+    file: Option<tokio::fs::File>,
+    mtime: Mtime,
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        // Never leave a temporary file behind, whatever ended the upload.
+        if self.file.is_some() {
+            let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Upload for LocalUpload {
+    async fn write(&mut self, buf: &[u8]) -> Result<(), RemoteError> {
+        let f = self.file.as_mut().expect("write after finish");
+        f.write_all(buf).await.map_err(|e| RemoteError::io(&self.path, e))
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), RemoteError> {
+        let mut f = self.file.take().expect("finish twice");
+        let res = async {
+            f.flush().await?;
+            f.sync_data().await?;
+            Ok::<_, std::io::Error>(())
+        }
+        .await;
+        let std_file = f.into_std().await;
+        let path = self.path.clone();
+        let (dir, tmp, name, mtime) = (self.dir.clone(), self.tmp.clone(), self.name.clone(), self.mtime);
+        let done = tokio::task::spawn_blocking(move || -> Result<(), RemoteError> {
+            res.map_err(|e| RemoteError::io(&path, e))?;
+            let ts = Timespec { tv_sec: mtime.secs(), tv_nsec: i64::from(mtime.subsec_nanos()) };
+            rustix::fs::futimens(&std_file, &Timestamps { last_access: ts, last_modification: ts })
+                .map_err(|e| RemoteError::io(&path, to_io(e)))?;
+            drop(std_file);
+            rustix::fs::renameat(&*dir, tmp.as_str(), &*dir, name.as_str()).map_err(|e| match e {
+                Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST => {
+                    RemoteError::Refused { path: path.clone(), reason: "a folder is in the way".into() }
+                }
+                e => RemoteError::io(&path, to_io(e)),
+            })
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(RemoteError::Refused { path: self.path.clone(), reason: format!("write task failed: {e}") })
+        });
+        if done.is_err() {
+            let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+        }
+        done
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.file.take();
+        let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    path: &str,
+    f: impl FnOnce() -> Result<T, RemoteError> + Send + 'static,
+) -> Result<T, RemoteError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(RemoteError::Refused { path: path.to_owned(), reason: format!("task failed: {e}") }))
+}
+
+#[async_trait::async_trait]
+impl Remote for LocalFs {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn mtime_precision_ns(&self) -> u64 {
+        1
+    }
+
+    fn has_dirs(&self) -> bool {
+        true
+    }
+
+    async fn root_state(&self) -> Result<RootState, RemoteError> {
+        match tokio::fs::metadata(&self.root).await {
+            Ok(m) if m.is_dir() => Ok(RootState::Present),
+            Ok(_) => Err(RemoteError::Refused { path: self.describe(), reason: "is not a folder".into() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RootState::Missing),
+            Err(e) => Err(RemoteError::io(&self.describe(), e)),
+        }
+    }
+
+    async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError> {
+        let me = self.clone();
+        blocking("", move || me.walk(&opts, &tx)).await
+    }
+
+    async fn open(&self, path: &str) -> Result<ByteStream, RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        let fd = blocking(path, move || {
+            let (parts, name) = split(&p)?;
+            let dir = me.open_dir(&parts, false, &p)?;
+            rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::CLOEXEC | me.nofollow(), Mode::empty()).map_err(
+                |e| match e {
+                    Errno::LOOP => RemoteError::Refused { path: p.clone(), reason: "is a symlink".into() },
+                    e => RemoteError::io(&p, to_io(e)),
+                },
+            )
+        })
+        .await?;
+        Ok(Box::pin(tokio::fs::File::from_std(std::fs::File::from(fd))))
+    }
+
+    async fn create(&self, path: &str, _size: u64, mtime: Mtime) -> Result<Box<dyn Upload>, RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        let (dir, tmp, name, fd) = blocking(path, move || {
+            let (parts, name) = split(&p)?;
+            let dir = me.open_dir(&parts, true, &p)?;
+            let tmp = partial_name(me.job);
+            let fd = rustix::fs::openat(
+                &dir,
+                tmp.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o666),
+            )
+            .map_err(|e| RemoteError::io(&p, to_io(e)))?;
+            Ok((dir, tmp, name.to_owned(), fd))
+        })
+        .await?;
+        Ok(Box::new(LocalUpload {
+            dir: Arc::new(dir),
+            tmp,
+            name,
+            path: path.to_owned(),
+            file: Some(tokio::fs::File::from_std(std::fs::File::from(fd))),
+            mtime,
+        }))
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<Entry>, RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        blocking(path, move || me.stat_blocking(&p)).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        blocking(path, move || {
+            let (parts, name) = split(&p)?;
+            let dir = me.open_dir(&parts, false, &p)?;
+            rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| RemoteError::io(&p, to_io(e)))
+        })
+        .await
+    }
+
+    async fn make_dir(&self, path: &str) -> Result<(), RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        blocking(path, move || {
+            split(&p)?;
+            let parts: Vec<&str> = p.split('/').collect();
+            me.open_dir(&parts, true, &p).map(drop)
+        })
+        .await
+    }
+
+    async fn remove_dir(&self, path: &str) -> Result<bool, RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        blocking(path, move || {
+            let (parts, name) = split(&p)?;
+            let dir = me.open_dir(&parts, false, &p)?;
+            match rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR) {
+                Ok(()) => Ok(true),
+                Err(Errno::NOTEMPTY | Errno::EXIST) => Ok(false),
+                Err(e) => Err(RemoteError::io(&p, to_io(e))),
+            }
+        })
+        .await
+    }
+
+    async fn sweep_partials(&self, keep_job: Option<u64>) -> Result<u64, RemoteError> {
+        let me = self.clone();
+        blocking("", move || {
+            let root = match me.open_root() {
+                Err(RemoteError::NotFound { .. }) => return Ok(0),
+                other => other?,
+            };
+            Ok(Self::sweep_dir(&root, keep_job, 0))
+        })
+        .await
+    }
+}
+
+/// The path of `rel` under `root`, for messages.
+#[must_use]
+pub fn shown_path(root: &Path, rel: &str) -> String {
+    if rel.is_empty() { root.display().to_string() } else { root.join(rel).display().to_string() }
+}
+
+#[allow(dead_code)]
+fn os_bytes(p: &Path) -> &[u8] {
+    p.as_os_str().as_bytes()
+}
