@@ -12,7 +12,11 @@ use super::{
 };
 use crate::{
     model::{Credential, CredentialAttrs, Direction, TaskConfig, TransferMode},
-    remote::{ListOptions, Listed, Remote, RootState, local::LocalFs},
+    remote::{
+        ListOptions, Listed, Remote, RootState,
+        local::LocalFs,
+        s3::{S3Client, S3Config, S3Remote},
+    },
     scripts::{self, Phase},
 };
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -63,8 +67,20 @@ pub fn remote_for(cred: &Credential, config: &TaskConfig, job: u64) -> Result<Ar
             };
             Ok(Arc::new(LocalFs::new(root, job, false)))
         }
-        _ => Err(format!("{} access is not part of this build yet", cred.provider())),
+        CredentialAttrs::S3(a) => s3_remote(S3Config::from_s3_attrs(a), config, job),
+        CredentialAttrs::B2(a) => s3_remote(S3Config::from_b2_attrs(a), config, job),
     }
+}
+
+/// An S3 (or B2) bucket folder; the task's region, when set, wins over the credential's.
+fn s3_remote(mut cfg: S3Config, config: &TaskConfig, job: u64) -> Result<Arc<dyn Remote>, String> {
+    let a = &config.attributes;
+    if !a.region.is_empty() {
+        cfg.region.clone_from(&a.region);
+    }
+    let client = S3Client::new(cfg).map_err(|e| e.to_string())?;
+    let chunk = a.chunk_size.saturating_mul(1 << 20);
+    Ok(Arc::new(S3Remote::new(client, &a.bucket, &a.folder, chunk, &a.storage_class, &a.encryption, job)))
 }
 
 /// The script environment: `CLOUD_SYNC_*` (booleans 0/1), never a secret.

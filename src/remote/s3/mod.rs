@@ -1,4 +1,4 @@
-//! Our S3 client on hyper 1 + rustls, signed by the pure [`crate::s3sig`]; may import `s3sig`, `model::credential`, std, tokio, hyper/hyper-util/hyper-rustls/rustls, `md-5`, `sha2`, `base64`, `jiff`, `getrandom` and `tracing`.
+//! Our S3 client on hyper 1 + rustls, signed by the pure [`crate::s3sig`], and the S3 provider of the engine's `Remote`; may import `s3sig`, `model::credential`, `remote` (the trait), `engine::{entry, filter, names}`, std, tokio, hyper/hyper-util/hyper-rustls/rustls, `md-5`, `sha2`, `base64`, `jiff`, `getrandom` and `tracing`.
 //!
 //! * [`S3Client`] holds a pooled keep-alive HTTP/1.1 client (http and https;
 //!   rustls with the `ring` provider, the system roots plus an optional PEM
@@ -25,7 +25,8 @@
 //! Files: `config.rs`, `error.rs`, `http.rs` (transport), `client.rs`
 //! (signing, sending, retries), `ops_bucket.rs`, `ops_object.rs`,
 //! `ops_list.rs`, `multipart.rs`, `source.rs` (re-openable upload sources),
-//! `mtime.rs`.
+//! `mtime.rs`, and `remote.rs`: [`S3Remote`], the engine's `Remote` on a
+//! bucket folder.
 
 mod client;
 mod config;
@@ -36,6 +37,7 @@ mod multipart;
 mod ops_bucket;
 mod ops_list;
 mod ops_object;
+mod remote;
 mod source;
 
 use client::Req;
@@ -45,13 +47,14 @@ pub use config::{DEFAULT_REGION, PayloadSigning, RetryPolicy, S3Config};
 pub use error::{S3Error, Target, TransportKind};
 pub use http::ObjectBody;
 pub use mtime::{MTIME_HEADER, MTIME_META, format_mtime, parse_mtime};
-pub use multipart::{MD5_META, MIN_PART_SIZE, MultipartWriter, UploadOptions, part_size};
+pub use multipart::{MD5_META, MIN_PART_SIZE, MultipartWriter, UploadOptions, is_upload_active, part_size};
 pub use ops_bucket::BucketInfo;
 pub use ops_list::{DELETE_BATCH, DeleteObjectsOutput, ListRequest, ObjectPages, VersionPages};
 pub use ops_object::{
     DeleteOutput, GetObjectOutput, GetOptions, MAX_SINGLE_PUT, ObjectMeta, PutOptions, PutOutput, Range, RestoreStatus,
     is_archive_class, parse_http_date,
 };
+pub use remote::S3Remote;
 pub use source::{BodySource, BytesSource, FileSource, FnSource, Reader};
 
 /// The S3 types these operations return, re-exported from [`crate::s3sig`].

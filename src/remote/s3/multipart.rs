@@ -1,5 +1,10 @@
 //! Multipart uploads: the S3 calls (Create, UploadPart with `Content-MD5`, Complete, Abort, ListMultipartUploads), the part-size plan (`chunk_size` grown to fit `max_upload_parts`), a [`MultipartWriter`] that uploads buffered parts in parallel and aborts on any failure, and [`S3Client::upload`], which picks one PutObject or multipart by size; may import std, tokio, `s3sig` and the sibling modules.
 
+use std::{
+    collections::HashSet,
+    sync::{LazyLock, Mutex},
+};
+
 use bytes::{Bytes, BytesMut};
 use http::Method;
 use tokio::{io::AsyncReadExt as _, task::JoinSet};
@@ -16,6 +21,29 @@ use super::{
 
 /// The user metadata name rclone keeps a multipart object's MD5 in (base64).
 pub const MD5_META: &str = "md5chksum";
+
+/// Multipart uploads running in this process (`bucket` NUL `upload id`), so
+/// that a sweep of stale uploads never aborts one a job is still writing.
+static ACTIVE: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+
+fn active_key(bucket: &str, upload_id: &str) -> String {
+    format!("{bucket}\0{upload_id}")
+}
+
+fn set_active(bucket: &str, upload_id: &str, on: bool) {
+    let mut set = ACTIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if on {
+        set.insert(active_key(bucket, upload_id));
+    } else {
+        set.remove(&active_key(bucket, upload_id));
+    }
+}
+
+/// Whether a [`MultipartWriter`] of this process is still writing `upload_id`.
+#[must_use]
+pub fn is_upload_active(bucket: &str, upload_id: &str) -> bool {
+    ACTIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&active_key(bucket, upload_id))
+}
 
 /// S3's smallest part (all but the last).
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -303,6 +331,7 @@ impl MultipartWriter {
         concurrency: usize,
     ) -> Result<Self, S3Error> {
         let upload_id = client.create_multipart_upload(bucket, key, opts).await?;
+        set_active(bucket, &upload_id, true);
         tracing::debug!(bucket, key, "multipart upload started");
         Ok(Self {
             client: client.clone(),
@@ -393,6 +422,7 @@ impl MultipartWriter {
         match res {
             Ok(out) => {
                 self.closed = true;
+                set_active(&self.bucket, &self.upload_id, false);
                 Ok(out)
             }
             Err(e) => {
@@ -415,6 +445,7 @@ impl MultipartWriter {
         self.closed = true;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+        set_active(&self.bucket, &self.upload_id, false);
         if let Err(e) = self.client.abort_multipart_upload(&self.bucket, &self.key, &self.upload_id).await {
             tracing::warn!(bucket = %self.bucket, key = %self.key, error = %e, "cannot abort the multipart upload");
         } else {
@@ -429,6 +460,7 @@ impl Drop for MultipartWriter {
             return;
         }
         self.tasks.abort_all();
+        set_active(&self.bucket, &self.upload_id, false);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let (client, bucket, key, id) =
                 (self.client.clone(), self.bucket.clone(), self.key.clone(), self.upload_id.clone());

@@ -1,0 +1,440 @@
+//! The engine's [`Remote`] on an S3 bucket folder: listing by ListObjectsV2 (mtimes from `X-Amz-Meta-Mtime` by HEAD), reads by GetObject, writes through an [`Upload`] that sends one PutObject or a multipart upload, and sweeps of stale multipart uploads; may import `remote` (the trait), `engine::{entry, filter, names}`, tokio and the sibling S3 client modules.
+
+use std::{collections::VecDeque, io};
+
+use bytes::{Bytes, BytesMut};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use crate::{
+    engine::{
+        entry::{Entry, Mtime},
+        names::{check_remote_path, escape_for_log},
+    },
+    remote::{ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload},
+};
+
+use super::{
+    S3Client, S3Error, TransportKind,
+    multipart::{MultipartWriter, is_upload_active, part_size},
+    ops_list::ListRequest,
+    ops_object::{GetOptions, PutOptions},
+};
+
+/// HEAD requests in flight while listing (for the mtimes).
+const HEAD_CONCURRENCY: usize = 16;
+
+/// Parts of one upload in flight.
+const PART_CONCURRENCY: usize = 4;
+
+/// A folder of a bucket as the engine's tree. `Debug` prints no secret.
+#[derive(Debug, Clone)]
+pub struct S3Remote {
+    client: S3Client,
+    bucket: String,
+    /// `""` or the folder with a trailing `/`.
+    prefix: String,
+    chunk_size: u64,
+    storage_class: Option<String>,
+    sse: Option<String>,
+    job: u64,
+}
+
+impl S3Remote {
+    /// The tree under `folder` (no leading or trailing slash; `""` for the
+    /// bucket root) of `bucket`. Uploads use parts of `chunk_size` bytes
+    /// (grown to fit `max_upload_parts`), and `storage_class` and `sse`
+    /// (`AES256`) when not empty. `job` is the job this instance runs for.
+    #[must_use]
+    pub fn new(
+        client: S3Client,
+        bucket: &str,
+        folder: &str,
+        chunk_size: u64,
+        storage_class: &str,
+        sse: &str,
+        job: u64,
+    ) -> Self {
+        let folder = folder.trim_matches('/');
+        Self {
+            client,
+            bucket: bucket.to_owned(),
+            prefix: if folder.is_empty() { String::new() } else { format!("{folder}/") },
+            chunk_size,
+            storage_class: (!storage_class.is_empty()).then(|| storage_class.to_owned()),
+            sse: (!sse.is_empty()).then(|| sse.to_owned()),
+            job,
+        }
+    }
+
+    fn key(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
+    }
+
+    fn put_options(&self, mtime: Mtime) -> PutOptions {
+        PutOptions {
+            mtime: Some(mtime.0),
+            storage_class: self.storage_class.clone(),
+            sse: self.sse.clone(),
+            ..PutOptions::default()
+        }
+    }
+
+    /// Whether `rel` and every folder above it pass the filter.
+    fn passes(opts: &ListOptions, rel: &str) -> bool {
+        let mut end = 0;
+        while let Some(i) = rel[end..].find('/') {
+            if !opts.filter.includes_dir(&rel[..end + i]) {
+                return false;
+            }
+            end += i + 1;
+        }
+        opts.filter.includes_file(rel)
+    }
+
+    /// The listed entry of one object, its mtime read by HEAD.
+    async fn head_entry(&self, rel: String, size: u64, last_modified: i64) -> Option<Listed> {
+        match self.client.head_object(&self.bucket, &self.key(&rel)).await {
+            Ok(Some(meta)) => {
+                let mtime = meta.mtime().unwrap_or(i128::from(last_modified) * 1_000_000_000);
+                Some(Listed::Entry(Entry::file(rel, size, Mtime(mtime))))
+            }
+            Ok(None) => None, // deleted since it was listed
+            Err(e) => Some(Listed::Error { path: rel, reason: e.to_string() }),
+        }
+    }
+}
+
+/// The engine's error for an S3 failure on `path`, keeping the S3 error as
+/// the source and its retry class as the IO kind.
+fn remote_error(path: &str, err: S3Error) -> RemoteError {
+    if err.is_not_found() {
+        return RemoteError::NotFound { path: path.to_owned() };
+    }
+    let kind = match &err {
+        S3Error::Transport { kind: TransportKind::Reset, .. } => io::ErrorKind::ConnectionReset,
+        S3Error::Transport { kind: TransportKind::Connect, .. } => io::ErrorKind::ConnectionRefused,
+        S3Error::Timeout { .. } => io::ErrorKind::TimedOut,
+        e if e.is_auth() => io::ErrorKind::PermissionDenied,
+        _ => io::ErrorKind::Other,
+    };
+    RemoteError::Io { path: path.to_owned(), source: io::Error::new(kind, err) }
+}
+
+#[async_trait::async_trait]
+impl Remote for S3Remote {
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
+    }
+
+    fn mtime_precision_ns(&self) -> u64 {
+        1
+    }
+
+    fn has_dirs(&self) -> bool {
+        false
+    }
+
+    async fn root_state(&self) -> Result<RootState, RemoteError> {
+        // A bucket folder exists as soon as a key is written under it.
+        Ok(RootState::Present)
+    }
+
+    async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError> {
+        let mut pages = self
+            .client
+            .list_objects_v2(&self.bucket, ListRequest { prefix: self.prefix.clone(), ..ListRequest::default() })
+            .prefetch();
+        let mut window: VecDeque<JoinHandle<Option<Listed>>> = VecDeque::new();
+        let mut first = true;
+        let mut last: Option<String> = None;
+        let send_next = async |window: &mut VecDeque<JoinHandle<Option<Listed>>>| -> bool {
+            let Some(h) = window.pop_front() else { return true };
+            match h.await {
+                Ok(Some(l)) => tx.send(l).await.is_ok(),
+                Ok(None) => true,
+                Err(e) => tx.send(Listed::Error { path: String::new(), reason: e.to_string() }).await.is_ok(),
+            }
+        };
+        while let Some(page) = pages.recv().await {
+            let page = match page {
+                Ok(p) => p,
+                Err(e) if first => return Err(remote_error(&self.describe(), e)),
+                Err(e) => {
+                    while !window.is_empty() {
+                        if !send_next(&mut window).await {
+                            return Ok(());
+                        }
+                    }
+                    let _ = tx.send(Listed::Error { path: String::new(), reason: e.to_string() }).await;
+                    return Ok(());
+                }
+            };
+            first = false;
+            for obj in page.contents {
+                let Some(rel) = obj.key.strip_prefix(&self.prefix) else { continue };
+                // The folder's own marker and "dir/" markers are not files.
+                if rel.is_empty() || rel.ends_with('/') {
+                    continue;
+                }
+                let rel = rel.to_owned();
+                if let Err(e) = check_remote_path(&rel) {
+                    let shown = escape_for_log(rel.as_bytes());
+                    if tx.send(Listed::Skipped { path: shown, reason: e.to_string() }).await.is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                if last.as_ref().is_some_and(|l| l.as_bytes() >= rel.as_bytes()) {
+                    // The planner relies on key order; a server that breaks it cannot be synced.
+                    let reason =
+                        format!("the server listed {rel:?} after {:?}: keys out of order", last.unwrap_or_default());
+                    let _ = tx.send(Listed::Error { path: String::new(), reason }).await;
+                    return Ok(());
+                }
+                last = Some(rel.clone());
+                if !Self::passes(&opts, &rel) {
+                    continue;
+                }
+                if window.len() >= HEAD_CONCURRENCY && !send_next(&mut window).await {
+                    return Ok(());
+                }
+                let me = self.clone();
+                window.push_back(tokio::spawn(async move { me.head_entry(rel, obj.size, obj.last_modified).await }));
+            }
+        }
+        while !window.is_empty() {
+            if !send_next(&mut window).await {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn open(&self, path: &str) -> Result<ByteStream, RemoteError> {
+        let out = self
+            .client
+            .get_object(&self.bucket, &self.key(path), &GetOptions::default())
+            .await
+            .map_err(|e| remote_error(path, e))?;
+        Ok(Box::pin(out.body))
+    }
+
+    async fn create(&self, path: &str, size: u64, mtime: Mtime) -> Result<Box<dyn Upload>, RemoteError> {
+        let part = part_size(size, self.chunk_size, self.client.config().max_upload_parts)
+            .map_err(|reason| RemoteError::Refused { path: path.to_owned(), reason })?;
+        Ok(Box::new(S3Upload {
+            remote: self.clone(),
+            path: path.to_owned(),
+            key: self.key(path),
+            size,
+            part,
+            opts: self.put_options(mtime),
+            buf: BytesMut::new(),
+            written: 0,
+            writer: None,
+        }))
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<Entry>, RemoteError> {
+        let meta = self.client.head_object(&self.bucket, &self.key(path)).await.map_err(|e| remote_error(path, e))?;
+        Ok(meta.map(|m| {
+            let mtime = m.mtime_or_last_modified().unwrap_or_default();
+            Entry::file(path, m.size, Mtime(mtime))
+        }))
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), RemoteError> {
+        self.client.delete_object(&self.bucket, &self.key(path), None).await.map_err(|e| remote_error(path, e))?;
+        Ok(())
+    }
+
+    async fn make_dir(&self, _path: &str) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn remove_dir(&self, _path: &str) -> Result<bool, RemoteError> {
+        Ok(true)
+    }
+
+    async fn sweep_partials(&self, keep_job: Option<u64>) -> Result<u64, RemoteError> {
+        let uploads = self
+            .client
+            .list_multipart_uploads(&self.bucket, &self.prefix)
+            .await
+            .map_err(|e| remote_error(&self.describe(), e))?;
+        let Some(uploads) = uploads else {
+            return Ok(0); // the server has no ListMultipartUploads (s3s-fs: 501)
+        };
+        // Uploads a job of this daemon is still writing (keep_job's among them) stay; every
+        // other upload under the folder is a leftover of an interrupted run. Upload listings
+        // carry no metadata, and servers' `Initiated` times cannot be trusted (moto sends a
+        // fixed date), so "still writing" is what this process knows.
+        let mut n = 0;
+        for u in uploads {
+            if is_upload_active(&self.bucket, &u.upload_id) {
+                tracing::debug!(job = self.job, ?keep_job, key = %u.key, "multipart upload still running; kept");
+                continue;
+            }
+            match self.client.abort_multipart_upload(&self.bucket, &u.key, &u.upload_id).await {
+                Ok(()) => {
+                    tracing::debug!(job = self.job, bucket = %self.bucket, key = %u.key, "aborted a stale multipart upload");
+                    n += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(bucket = %self.bucket, key = %u.key, error = %e, "cannot abort a stale upload")
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A write to S3: buffered whole when it fits one part (one PutObject with
+/// `Content-MD5`), else sent as a multipart upload part by part (at most
+/// the part being filled plus [`PART_CONCURRENCY`] parts in memory).
+struct S3Upload {
+    remote: S3Remote,
+    path: String,
+    key: String,
+    size: u64,
+    part: u64,
+    opts: PutOptions,
+    buf: BytesMut,
+    written: u64,
+    writer: Option<MultipartWriter>,
+}
+
+impl S3Upload {
+    fn part_len(&self) -> usize {
+        usize::try_from(self.part).unwrap_or(usize::MAX)
+    }
+
+    async fn push(&mut self, data: Bytes) -> Result<(), RemoteError> {
+        if self.writer.is_none() {
+            let w = MultipartWriter::start(
+                &self.remote.client,
+                &self.remote.bucket,
+                &self.key,
+                &self.opts,
+                PART_CONCURRENCY,
+            )
+            .await
+            .map_err(|e| remote_error(&self.path, e))?;
+            tracing::debug!(job = self.remote.job, bucket = %self.remote.bucket, key = %self.key, parts_of = self.part, "multipart upload");
+            self.writer = Some(w);
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.push_part(data).await.map_err(|e| remote_error(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Upload for S3Upload {
+    async fn write(&mut self, buf: &[u8]) -> Result<(), RemoteError> {
+        self.written += buf.len() as u64;
+        if self.written > self.size {
+            return Err(RemoteError::Refused {
+                path: self.path.clone(),
+                reason: format!("more than the {} bytes announced", self.size),
+            });
+        }
+        self.buf.extend_from_slice(buf);
+        // Only objects larger than one part go multipart.
+        while self.size > self.part && self.buf.len() >= self.part_len() {
+            let data = self.buf.split_to(self.part_len()).freeze();
+            self.push(data).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), RemoteError> {
+        if self.written != self.size {
+            let reason = format!("{} bytes written, {} announced", self.written, self.size);
+            if let Some(w) = self.writer.take() {
+                w.abort().await;
+            }
+            return Err(RemoteError::Refused { path: self.path.clone(), reason });
+        }
+        let rest = std::mem::take(&mut self.buf).freeze();
+        if self.size <= self.part {
+            let r = &self.remote;
+            r.client
+                .put_object_bytes(&r.bucket, &self.key, rest, &self.opts)
+                .await
+                .map_err(|e| remote_error(&self.path, e))?;
+            return Ok(());
+        }
+        if !rest.is_empty() {
+            self.push(rest).await?;
+        }
+        let Some(w) = self.writer.take() else {
+            return Err(RemoteError::Refused { path: self.path.clone(), reason: "no part was written".to_owned() });
+        };
+        w.finish().await.map_err(|e| remote_error(&self.path, e))?;
+        Ok(())
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        if let Some(w) = self.writer.take() {
+            w.abort().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{engine::filter::Filter, remote::s3::S3Config, s3sig::Credentials};
+    use std::sync::Arc;
+
+    fn remote(folder: &str) -> S3Remote {
+        let client =
+            S3Client::new(S3Config::new("http://127.0.0.1:1", "us-east-1", Credentials::new("k", "s"))).unwrap();
+        S3Remote::new(client, "bkt", folder, 16 << 20, "", "AES256", 7)
+    }
+
+    #[test]
+    fn keys_and_description() {
+        let r = remote("/backups/nas1/");
+        assert_eq!(r.key("a/b.txt"), "backups/nas1/a/b.txt");
+        assert_eq!(r.describe(), "s3://bkt/backups/nas1");
+        let root = remote("");
+        assert_eq!(root.key("a"), "a");
+        assert_eq!(root.describe(), "s3://bkt/");
+        let o = r.put_options(Mtime(5));
+        assert_eq!((o.mtime, o.storage_class, o.sse.as_deref()), (Some(5), None, Some("AES256")));
+    }
+
+    #[test]
+    fn filters_apply_to_every_folder_above() {
+        let filter = Filter::new(&[], &["skip/**".to_owned(), "*.tmp".to_owned()]).unwrap();
+        let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false };
+        assert!(S3Remote::passes(&opts, "keep/a.txt"));
+        assert!(!S3Remote::passes(&opts, "skip/a.txt"));
+        assert!(!S3Remote::passes(&opts, "x.tmp"));
+        assert!(!S3Remote::passes(&opts, ".zfs/snapshot/a"), "the built-in .zfs rule");
+    }
+
+    #[test]
+    fn errors_keep_their_class() {
+        let t = super::super::Target::new("GetObject", "b", "k");
+        let nf = S3Error::Service {
+            target: t.clone(),
+            status: 404,
+            code: "NoSuchKey".into(),
+            message: None,
+            request_id: None,
+            region: None,
+        };
+        assert!(matches!(remote_error("p", nf), RemoteError::NotFound { .. }));
+        let reset = S3Error::Transport { target: t.clone(), kind: TransportKind::Reset, detail: "x".into() };
+        let e = remote_error("p", reset);
+        assert!(e.is_retryable(), "{e}");
+        let archived = S3Error::Archived { target: t, storage_class: None, request_id: None };
+        let e = remote_error("p", archived);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("archived"), "{e}");
+    }
+}

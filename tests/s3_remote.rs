@@ -1,0 +1,172 @@
+//! The engine's `Remote` trait on S3 (`S3Remote`) against s3s-fs and moto on loopback: writes through `Upload` (one PutObject or multipart), key-ordered listings with mtimes and filters, reads, stats, deletes and the sweep of stale multipart uploads. Imports the crate's `remote` and `engine` types and the `common_s3` harness.
+
+mod common_s3;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cloudsyncd::{
+    engine::{
+        entry::{Entry, Mtime},
+        filter::Filter,
+    },
+    remote::{
+        ListOptions, Listed, Remote, RemoteError, RootState,
+        s3::{PutOptions, S3Client, S3Remote},
+    },
+};
+use common_s3::{Server, client, random_bytes, read_all};
+use tokio::sync::mpsc;
+
+const MIB: u64 = 1 << 20;
+
+fn remote(c: &S3Client, folder: &str) -> Arc<S3Remote> {
+    Arc::new(S3Remote::new(c.clone(), "bkt", folder, 5 * MIB, "", "", 1))
+}
+
+/// Writes `data` through the trait in 256 KiB writes, as the engine does.
+async fn write(r: &S3Remote, path: &str, data: &[u8], mtime: i128) -> Result<(), RemoteError> {
+    let mut up = r.create(path, data.len() as u64, Mtime(mtime)).await?;
+    for chunk in data.chunks(256 << 10) {
+        up.write(chunk).await?;
+    }
+    up.finish().await
+}
+
+async fn list(r: &Arc<S3Remote>, exclude: &[&str]) -> Vec<Listed> {
+    let filter = Filter::new(&[], &exclude.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
+    let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false };
+    let (tx, mut rx) = mpsc::channel(4);
+    let r2 = r.clone();
+    let task = tokio::spawn(async move { r2.list(opts, tx).await });
+    let mut out = Vec::new();
+    while let Some(l) = rx.recv().await {
+        out.push(l);
+    }
+    task.await.unwrap().unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_writes_lists_reads_and_deletes_on_s3s_fs() {
+    let srv = Server::s3s_fs();
+    let c = client(&srv.endpoint());
+    c.create_bucket("bkt").await.unwrap();
+    let r = remote(&c, "backups/nas");
+    assert_eq!(r.root_state().await.unwrap(), RootState::Present);
+    assert!(!r.has_dirs());
+    let big = random_bytes(usize::try_from(16 * MIB + 5).unwrap());
+    let files: Vec<(&str, Vec<u8>, i128)> = vec![
+        ("a.txt", b"alpha".to_vec(), 1_600_000_000_123_456_789),
+        ("dir/b c+ü.bin", random_bytes(300_000), 1_600_000_100_000_000_001),
+        ("dir/sub/empty", Vec::new(), 1_600_000_200_000_000_000),
+        ("dir-2/c", b"c".to_vec(), 1_600_000_500_500_000_000),
+        ("dir.txt", b"d".to_vec(), 1_600_000_600_000_000_000),
+        ("big.bin", big.clone(), 1_700_000_000_000_000_007),
+    ];
+    for (path, data, mtime) in &files {
+        write(&r, path, data, *mtime).await.unwrap();
+        let st = r.stat(path).await.unwrap().unwrap_or_else(|| panic!("{path} missing"));
+        assert_eq!(st, Entry::file(*path, data.len() as u64, Mtime(*mtime)));
+    }
+    let etag = c.head_object("bkt", "backups/nas/big.bin").await.unwrap().unwrap().etag;
+    assert!(etag.ends_with("-4\""), "16 MiB + 5 in 5 MiB parts: {etag}");
+
+    // Neighbours that are not files of the folder.
+    for key in ["backups/nas/marker-dir/", "backups/nasty.txt", "backups/other/x"] {
+        c.put_object_bytes("bkt", key, Bytes::new(), &PutOptions::default()).await.unwrap();
+    }
+    let listed = list(&r, &[]).await;
+    let mut want: Vec<Listed> =
+        files.iter().map(|(p, d, m)| Listed::Entry(Entry::file(*p, d.len() as u64, Mtime(*m)))).collect();
+    want.sort_by(|a, b| match (a, b) {
+        (Listed::Entry(a), Listed::Entry(b)) => a.path.as_bytes().cmp(b.path.as_bytes()),
+        _ => std::cmp::Ordering::Equal,
+    });
+    assert_eq!(listed, want, "key order, sizes and mtimes");
+    let filtered = list(&r, &["dir/**", "*.bin"]).await;
+    let paths: Vec<&str> = filtered
+        .iter()
+        .map(|l| match l {
+            Listed::Entry(e) => e.path.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(paths, ["a.txt", "dir-2/c", "dir.txt"]);
+
+    let back = read_all(r.open("big.bin").await.unwrap()).await;
+    assert!(back == big, "big.bin reads back identical");
+    assert_eq!(read_all(r.open("dir/sub/empty").await.unwrap()).await, b"");
+    assert!(matches!(r.open("missing").await, Err(RemoteError::NotFound { .. })));
+
+    r.delete("a.txt").await.unwrap();
+    assert_eq!(r.stat("a.txt").await.unwrap(), None);
+    r.make_dir("any/dir").await.unwrap();
+    assert!(r.remove_dir("dir").await.unwrap());
+    assert_eq!(r.sweep_partials(Some(1)).await.unwrap(), 0, "s3s-fs: no ListMultipartUploads, nothing to do");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_or_aborted_uploads_leave_no_object() {
+    let srv = Server::s3s_fs();
+    let c = client(&srv.endpoint());
+    c.create_bucket("bkt").await.unwrap();
+    let r = remote(&c, "f");
+    let data = random_bytes(usize::try_from(12 * MIB).unwrap());
+
+    // Fewer bytes than announced: single part, then multipart.
+    for (announced, len) in [(10, 5), (13 * MIB, 12 * MIB)] {
+        let mut up = r.create("short", announced, Mtime(1)).await.unwrap();
+        up.write(&data[..usize::try_from(len).unwrap()]).await.unwrap();
+        let err = up.finish().await.unwrap_err();
+        assert!(err.to_string().contains("announced"), "{err}");
+        assert_eq!(r.stat("short").await.unwrap(), None);
+    }
+    // More bytes than announced.
+    let mut up = r.create("long", 3, Mtime(1)).await.unwrap();
+    assert!(up.write(b"four").await.is_err());
+    up.abort().await;
+    assert_eq!(r.stat("long").await.unwrap(), None);
+    // Aborted after two parts went out.
+    let mut up = r.create("aborted", 12 * MIB, Mtime(1)).await.unwrap();
+    up.write(&data[..usize::try_from(11 * MIB).unwrap()]).await.unwrap();
+    up.abort().await;
+    assert_eq!(r.stat("aborted").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_aborts_stale_uploads_under_the_folder_on_moto() {
+    let srv = Server::moto();
+    let c = client(&srv.endpoint());
+    c.create_bucket("bkt").await.unwrap();
+    let r = remote(&c, "f");
+    // Left by an interrupted run (no writer of this process holds them).
+    let stale = c.create_multipart_upload("bkt", "f/interrupted.bin", &PutOptions::default()).await.unwrap();
+    let outside = c.create_multipart_upload("bkt", "elsewhere/y", &PutOptions::default()).await.unwrap();
+    // A job still writing through the remote.
+    let mut running = r.create("running.bin", 12 * MIB, Mtime(1)).await.unwrap();
+    running.write(&random_bytes(usize::try_from(6 * MIB).unwrap())).await.unwrap();
+    let ids = |v: Vec<cloudsyncd::remote::s3::MultipartUpload>| {
+        let mut ids: Vec<String> = v.into_iter().map(|u| u.key).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(c.list_multipart_uploads("bkt", "").await.unwrap().unwrap()),
+        ["elsewhere/y", "f/interrupted.bin", "f/running.bin"]
+    );
+    assert_eq!(r.sweep_partials(Some(1)).await.unwrap(), 1, "only the stale upload under the folder");
+    assert_eq!(ids(c.list_multipart_uploads("bkt", "").await.unwrap().unwrap()), ["elsewhere/y", "f/running.bin"]);
+    running.abort().await;
+    assert_eq!(r.sweep_partials(None).await.unwrap(), 0, "the abort left nothing");
+    assert_eq!(ids(c.list_multipart_uploads("bkt", "").await.unwrap().unwrap()), ["elsewhere/y"]);
+    assert_ne!(stale, outside);
+
+    // An archived object is reported with what to do, not opaquely.
+    let opts = PutOptions { storage_class: Some("DEEP_ARCHIVE".into()), ..PutOptions::default() };
+    c.put_object_bytes("bkt", "f/cold.bin", Bytes::from_static(b"ice"), &opts).await.unwrap();
+    let Err(err) = r.open("cold.bin").await else { panic!("an archived object was read") };
+    let text = err.to_string();
+    assert!(text.contains("cold.bin") && text.contains("archived") && text.contains("RestoreObject"), "{text}");
+    assert!(!err.is_retryable());
+}
