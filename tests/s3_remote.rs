@@ -170,3 +170,39 @@ async fn sweep_aborts_stale_uploads_under_the_folder_on_moto() {
     assert!(text.contains("cold.bin") && text.contains("archived") && text.contains("RestoreObject"), "{text}");
     assert!(!err.is_retryable());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_and_one_objects_list_completely() {
+    let srv = Server::s3s_fs();
+    let c = client(&srv.endpoint());
+    c.create_bucket("bkt").await.unwrap();
+    let keys: Vec<String> = (0..10_001).map(|i| format!("many/d{}/f{i:05}", i % 7)).collect();
+    let sem = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, k) in keys.iter().enumerate() {
+        let (c, k, sem) = (c.clone(), k.clone(), sem.clone());
+        let opts =
+            PutOptions { mtime: Some(1_000_000_000_000_000_000 + i128::try_from(i).unwrap()), ..PutOptions::default() };
+        set.spawn(async move {
+            let _p = sem.acquire().await.unwrap();
+            c.put_object_bytes("bkt", &k, Bytes::from_static(b"x"), &opts).await.unwrap();
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    let r = remote(&c, "many");
+    let listed = list(&r, &[]).await;
+    assert_eq!(listed.len(), 10_001);
+    let mut want: Vec<(String, i128)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            (k.strip_prefix("many/").unwrap().to_owned(), 1_000_000_000_000_000_000 + i128::try_from(i).unwrap())
+        })
+        .collect();
+    want.sort();
+    for (l, (path, mtime)) in listed.iter().zip(&want) {
+        assert_eq!(l, &Listed::Entry(Entry::file(path.as_str(), 1, Mtime(*mtime))));
+    }
+}

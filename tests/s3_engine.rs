@@ -1,0 +1,257 @@
+//! The sync engine end to end on S3: the real daemon on a private bus, an S3 credential pointing at s3s-fs on loopback, PUSH and PULL in SYNC, COPY and MOVE of a tree with nested folders, unicode and spaces, empty files and a file of more than three parts; then Debian's rclone 1.60 checks the bucket and reads our mtimes, and a tree rclone pushed pulls back byte for byte with its mtimes. Imports the `common` (bus, daemon) and `common_s3` (servers, rclone) harnesses and the crate's S3 client.
+
+mod common;
+mod common_s3;
+
+use std::{
+    collections::BTreeMap,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use cloudsyncd::remote::s3::{GetOptions, ListRequest, ObjectIdentifier, PutOptions, S3Client};
+use common::{Bus, Daemon, dict, job, job_log, manager, map, task, task_run, v, wait_job};
+use common_s3::{ACCESS_KEY, SECRET_KEY, Server, client, random_bytes, rclone, read_all};
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+
+type Tree = BTreeMap<String, (Vec<u8>, i128)>;
+
+#[allow(dead_code)] // the servers stay alive for the test
+struct Env {
+    srv: Server,
+    bus: Bus,
+    daemon: Daemon,
+    conn: zbus::Connection,
+    dir: tempfile::TempDir,
+    s3: S3Client,
+}
+
+impl Env {
+    async fn start() -> Self {
+        let srv = Server::s3s_fs();
+        let s3 = client(&srv.endpoint());
+        s3.create_bucket("bkt").await.unwrap();
+        let bus = Bus::start();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
+        let conn = bus.connect().await;
+        let attrs = dict(vec![
+            ("access_key_id", v(ACCESS_KEY)),
+            ("secret_access_key", v(SECRET_KEY)),
+            ("endpoint", v(srv.endpoint().as_str())),
+            ("region", v("us-east-1")),
+        ]);
+        manager(&conn).await.create_credential("s3s", "S3", attrs).await.unwrap();
+        Self { srv, bus, daemon, conn, dir, s3 }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    async fn task(&self, folder: &str, extra: Vec<(&str, OwnedValue)>) -> OwnedObjectPath {
+        let attributes =
+            map(&[("bucket", v("bkt")), ("folder", v(folder)), ("chunk_size", v(5u64)), ("storage_class", v(""))]);
+        let mut cfg = vec![
+            ("path", v(self.data().to_str().unwrap())),
+            ("credentials", v(1u64)),
+            ("direction", v("PUSH")),
+            ("transfer_mode", v("SYNC")),
+            ("attributes", attributes),
+        ];
+        cfg.retain(|(k, _)| !extra.iter().any(|(x, _)| x == k));
+        cfg.extend(extra);
+        manager(&self.conn).await.create_task(dict(cfg)).await.unwrap()
+    }
+
+    async fn run(&self, task: &OwnedObjectPath) -> (OwnedObjectPath, String, String) {
+        let j = task_run(&self.conn, task).await.run(dict(vec![])).await.unwrap();
+        // Run answers before the daemon's event pump has served the job object.
+        let t0 = std::time::Instant::now();
+        while job(&self.conn, &j).await.state().await.is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "job {j} never appeared on the bus");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (s, e) = wait_job(&self.conn, &j, Duration::from_secs(300)).await;
+        (j, s, e)
+    }
+
+    /// rel path → (content, mtime ns) of every object under `folder/`.
+    async fn bucket_tree(&self, folder: &str) -> Tree {
+        let prefix = format!("{folder}/");
+        let mut pages =
+            self.s3.list_objects_v2("bkt", ListRequest { prefix: prefix.clone(), ..ListRequest::default() });
+        let mut out = Tree::new();
+        while let Some(page) = pages.next_page().await {
+            for o in page.unwrap().contents {
+                let rel = o.key.strip_prefix(&prefix).unwrap().to_owned();
+                let got = self.s3.get_object("bkt", &o.key, &GetOptions::default()).await.unwrap();
+                let mtime = got.meta.mtime().unwrap_or_else(|| panic!("{} has no mtime", o.key));
+                out.insert(rel, (read_all(got.body).await, mtime));
+            }
+        }
+        out
+    }
+
+    async fn clear_bucket(&self, folder: &str) {
+        let keys: Vec<String> = self.bucket_tree(folder).await.into_keys().map(|k| format!("{folder}/{k}")).collect();
+        if !keys.is_empty() {
+            let ids: Vec<ObjectIdentifier<'_>> =
+                keys.iter().map(|k| ObjectIdentifier { key: k, version_id: None }).collect();
+            self.s3.delete_objects("bkt", &ids).await.unwrap();
+        }
+    }
+
+    async fn put_tree(&self, folder: &str, tree: &Tree) {
+        for (rel, (data, mtime)) in tree {
+            let opts = PutOptions { mtime: Some(*mtime), ..PutOptions::default() };
+            self.s3
+                .put_object_bytes("bkt", &format!("{folder}/{rel}"), Bytes::from(data.clone()), &opts)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn write_tree(root: &Path, tree: &Tree) {
+    for (rel, (data, mtime)) in tree {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(*mtime).unwrap());
+        std::fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
+    }
+}
+
+/// Files under `root` (folders left out).
+fn local_tree(root: &Path) -> Tree {
+    fn walk(root: &Path, dir: &Path, out: &mut Tree) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+                let ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+                out.insert(rel, (std::fs::read(&p).unwrap(), ns));
+            }
+        }
+    }
+    let mut out = Tree::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Nested folders, unicode and spaces, an empty file, and 16 MiB (four 5 MiB parts).
+fn sample() -> Tree {
+    let mut t = Tree::new();
+    let mut add = |p: &str, data: Vec<u8>, mtime: i128| {
+        t.insert(p.to_owned(), (data, mtime));
+    };
+    add("a.txt", b"alpha".to_vec(), 1_600_000_000_123_456_789);
+    add("dir/b.bin", random_bytes(300_000), 1_600_000_100_000_000_001);
+    add("dir/sub/deeper/empty", Vec::new(), 1_600_000_200_000_000_000);
+    add("space name/file with spaces.txt", b"spaces".to_vec(), 1_600_000_300_500_000_000);
+    add("ünïcødé/日本語 ñ+.txt", b"unicode".to_vec(), 1_600_000_400_000_000_100);
+    add("dir-2/c", b"c".to_vec(), 1_600_000_500_000_000_000);
+    add("dir.txt", b"d".to_vec(), 1_600_000_600_000_000_000);
+    add("big.bin", random_bytes(16 << 20), 1_700_000_000_999_999_999);
+    t
+}
+
+fn extraneous() -> Tree {
+    let mut t = Tree::new();
+    t.insert("extra.txt".into(), (b"old".to_vec(), 1_500_000_000_000_000_000));
+    t.insert("old/x".into(), (b"x".to_vec(), 1_500_000_000_000_000_000));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_pull_in_every_mode_then_rclone_agrees() {
+    let env = Env::start().await;
+    let src_tree = sample();
+    for (dir, mode) in
+        [("PUSH", "SYNC"), ("PUSH", "COPY"), ("PUSH", "MOVE"), ("PULL", "SYNC"), ("PULL", "COPY"), ("PULL", "MOVE")]
+    {
+        let _ = std::fs::remove_dir_all(env.data());
+        std::fs::create_dir_all(env.data()).unwrap();
+        env.clear_bucket("f").await;
+        if dir == "PUSH" {
+            write_tree(&env.data(), &src_tree);
+            env.put_tree("f", &extraneous()).await;
+        } else {
+            env.put_tree("f", &src_tree).await;
+            write_tree(&env.data(), &extraneous());
+        }
+        let t = env.task("f", vec![("direction", v(dir)), ("transfer_mode", v(mode))]).await;
+        let (j, state, err) = env.run(&t).await;
+        assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{dir} {mode}: {}", job_log(&env.conn, &j).await);
+        let (src_after, dst_after) = if dir == "PUSH" {
+            (local_tree(&env.data()), env.bucket_tree("f").await)
+        } else {
+            (env.bucket_tree("f").await, local_tree(&env.data()))
+        };
+        for (k, v) in &src_tree {
+            assert!(dst_after.get(k) == Some(v), "{dir} {mode}: {k} differs (content or mtime)");
+        }
+        match mode {
+            "SYNC" => {
+                let names: Vec<&String> = dst_after.keys().collect();
+                assert_eq!(names, src_tree.keys().collect::<Vec<_>>(), "{dir} SYNC: destination is not identical");
+            }
+            "COPY" => {
+                assert!(dst_after.contains_key("extra.txt") && dst_after.contains_key("old/x"), "{dir} COPY deleted");
+                assert_eq!(src_after.len(), src_tree.len(), "{dir} COPY changed the source");
+            }
+            _ => {
+                assert!(dst_after.contains_key("extra.txt"), "{dir} MOVE deleted at the destination");
+                assert!(src_after.is_empty(), "{dir} MOVE left source files: {:?}", src_after.keys());
+            }
+        }
+        let jp = job(&env.conn, &j).await;
+        assert_eq!(jp.files_done().await.unwrap(), src_tree.len() as u64, "{dir} {mode}");
+        if mode != "MOVE" {
+            let (j2, s2, _) = env.run(&t).await;
+            assert_eq!(s2, "SUCCESS");
+            assert_eq!(job(&env.conn, &j2).await.files_done().await.unwrap(), 0, "{dir} {mode}: re-run copied again");
+        }
+        if (dir, mode) == ("PUSH", "SYNC") {
+            // rclone sees what we pushed: same files and sizes, and our mtimes.
+            let data = env.data();
+            let out = rclone(&env.srv.endpoint(), &["check", data.to_str().unwrap(), "s:bkt/f"]);
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && log.contains("0 differences found"), "rclone check: {log}");
+            let out = rclone(&env.srv.endpoint(), &["lsl", "--max-depth", "1", "s:bkt/f"]);
+            let lsl = String::from_utf8_lossy(&out.stdout);
+            for line in [
+                format!("{:>9} 2020-09-13 12:26:40.123456789 a.txt", 5),
+                format!("{:>9} 2023-11-14 22:13:20.999999999 big.bin", 16 << 20),
+            ] {
+                assert!(lsl.lines().any(|l| l == line), "{line:?} not in\n{lsl}");
+            }
+        }
+        task(&env.conn, &t).await.delete().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_pushed_by_rclone_pulls_back_with_its_mtimes() {
+    let env = Env::start().await;
+    let tree = sample();
+    let staging = env.dir.path().join("staging");
+    write_tree(&staging, &tree);
+    let out = rclone(&env.srv.endpoint(), &["copy", staging.to_str().unwrap(), "s:bkt/by-rclone"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = env.task("by-rclone", vec![("direction", v("PULL")), ("transfer_mode", v("SYNC"))]).await;
+    let (j, state, err) = env.run(&t).await;
+    assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
+    assert!(local_tree(&env.data()) == tree, "byte for byte, with nanosecond mtimes");
+    let (j2, s2, _) = env.run(&t).await;
+    assert_eq!(s2, "SUCCESS");
+    assert_eq!(job(&env.conn, &j2).await.files_done().await.unwrap(), 0, "rclone's mtimes match ours");
+}
