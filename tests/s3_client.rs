@@ -29,10 +29,12 @@ fn sha(data: &[u8]) -> Vec<u8> {
     Sha256::digest(data).to_vec()
 }
 
-/// Reads a whole object.
+/// Reads a whole object (resuming after broken connections).
 async fn get_bytes(c: &S3Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = c.get_object(bucket, key, &GetOptions::default()).await.unwrap();
-    read_all(out.body).await
+    let (meta, reader) = c.open_object(bucket, key, &GetOptions::default()).await.unwrap();
+    let data = read_all(reader).await;
+    assert_eq!(data.len() as u64, meta.size);
+    data
 }
 
 /// Every key under `prefix`, page by page, with the page count.
@@ -542,7 +544,25 @@ async fn uploads_and_listings_survive_resets_and_slowdowns() {
     assert_eq!(sha(&get_bytes(&c, "flaky", "big.bin").await), sha(&data), "intact after the faults");
     assert_eq!(get_bytes(&c, "flaky", "small.bin").await, small);
     let (resets, slowdowns, forwarded) = proxy.stats.get();
-    assert!(resets >= 10 && slowdowns >= 5 && forwarded > 100, "faults injected: {:?}", proxy.stats.get());
+    let truncated = proxy.stats.truncated.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(resets >= 10 && slowdowns >= 5 && forwarded > 100, "faults injected: {:?}", proxy.stats);
+    assert!(truncated >= 1, "a GET body was cut short and resumed: {:?}", proxy.stats);
+
+    // A plain (non-resuming) read of a cut body fails with a reset, not with bad data.
+    let mut cut = 0;
+    for _ in 0..6 {
+        let out = c.get_object("flaky", "big.bin", &GetOptions::default()).await.unwrap();
+        let mut body = out.body;
+        let mut sink = Vec::new();
+        match tokio::io::AsyncReadExt::read_to_end(&mut body, &mut sink).await {
+            Ok(_) => assert_eq!(sha(&sink), sha(&data)),
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+                cut += 1;
+            }
+        }
+    }
+    assert!(cut >= 1, "some reads were cut");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use std::{
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{GetOptions, ListRequest, ObjectIdentifier, PutOptions, S3Client};
 use common::{Bus, Daemon, dict, job, job_log, manager, map, task, task_run, v, wait_job};
-use common_s3::{ACCESS_KEY, SECRET_KEY, Server, client, random_bytes, rclone, read_all};
+use common_s3::{ACCESS_KEY, Proxy, SECRET_KEY, Server, client, random_bytes, rclone, read_all};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 type Tree = BTreeMap<String, (Vec<u8>, i128)>;
@@ -21,6 +21,7 @@ type Tree = BTreeMap<String, (Vec<u8>, i128)>;
 #[allow(dead_code)] // the servers stay alive for the test
 struct Env {
     srv: Server,
+    proxy: Option<Proxy>,
     bus: Bus,
     daemon: Daemon,
     conn: zbus::Connection,
@@ -30,7 +31,14 @@ struct Env {
 
 impl Env {
     async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// With `faults`, the daemon reaches s3s-fs through the fault proxy.
+    async fn start_with(faults: bool) -> Self {
         let srv = Server::s3s_fs();
+        let proxy = if faults { Some(Proxy::faults(srv.addr()).await) } else { None };
+        let endpoint = proxy.as_ref().map_or_else(|| srv.endpoint(), Proxy::endpoint);
         let s3 = client(&srv.endpoint());
         s3.create_bucket("bkt").await.unwrap();
         let bus = Bus::start();
@@ -41,11 +49,11 @@ impl Env {
         let attrs = dict(vec![
             ("access_key_id", v(ACCESS_KEY)),
             ("secret_access_key", v(SECRET_KEY)),
-            ("endpoint", v(srv.endpoint().as_str())),
+            ("endpoint", v(endpoint.as_str())),
             ("region", v("us-east-1")),
         ]);
         manager(&conn).await.create_credential("s3s", "S3", attrs).await.unwrap();
-        Self { srv, bus, daemon, conn, dir, s3 }
+        Self { srv, proxy, bus, daemon, conn, dir, s3 }
     }
 
     fn data(&self) -> PathBuf {
@@ -254,4 +262,31 @@ async fn a_tree_pushed_by_rclone_pulls_back_with_its_mtimes() {
     let (j2, s2, _) = env.run(&t).await;
     assert_eq!(s2, "SUCCESS");
     assert_eq!(job(&env.conn, &j2).await.files_done().await.unwrap(), 0, "rclone's mtimes match ours");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_pull_through_resets_and_slowdowns() {
+    let env = Env::start_with(true).await;
+    let tree = sample();
+    write_tree(&env.data(), &tree);
+    let t = env.task("flaky", vec![("direction", v("PUSH")), ("transfer_mode", v("SYNC"))]).await;
+    let (j, state, err) = env.run(&t).await;
+    assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
+    assert!(env.bucket_tree("flaky").await == tree, "the bucket holds the tree, mtimes included");
+    let data = env.data();
+    let out = rclone(&env.srv.endpoint(), &["check", data.to_str().unwrap(), "s:bkt/flaky"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains("0 differences found"), "rclone check: {log}");
+
+    // And back, with object reads cut short and resumed.
+    let _ = std::fs::remove_dir_all(env.data());
+    std::fs::create_dir_all(env.data()).unwrap();
+    let t = env.task("flaky", vec![("direction", v("PULL")), ("transfer_mode", v("SYNC"))]).await;
+    let (j, state, err) = env.run(&t).await;
+    assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
+    assert!(local_tree(&env.data()) == tree, "pulled back byte for byte with mtimes");
+    let stats = &env.proxy.as_ref().unwrap().stats;
+    let (resets, slowdowns, _) = stats.get();
+    let truncated = stats.truncated.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(resets >= 5 && slowdowns >= 2 && truncated >= 1, "faults injected: {stats:?}");
 }

@@ -2,12 +2,13 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
+    collections::HashMap,
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -191,6 +192,7 @@ pub struct ProxyStats {
     pub resets: AtomicU64,
     pub answered: AtomicU64,
     pub forwarded: AtomicU64,
+    pub truncated: AtomicU64,
 }
 
 impl ProxyStats {
@@ -212,6 +214,9 @@ pub enum Action {
     Respond(String),
     /// Pass it to the server.
     Forward,
+    /// Pass it to the server, then reset the connection after this many
+    /// bytes of the response (a body cut short).
+    Truncate(usize),
 }
 
 /// Decides per connection number and request head (lower-cased).
@@ -258,15 +263,29 @@ impl Proxy {
         Self { port, stats, task }
     }
 
-    /// Every third connection reset, one in five of the others answered
-    /// `503 SlowDown`, the rest forwarded.
+    /// Every third connection fails: a GET's response is cut after 100 KiB,
+    /// any other request is reset once its head arrived; one in five of the
+    /// other connections is answered `503 SlowDown`; the rest are forwarded.
+    /// No request (method and target) fails more than twice in a row, so a
+    /// client retrying three times always gets through: the faults are
+    /// frequent but the test cannot be flaky.
     pub async fn faults(upstream: SocketAddr) -> Self {
+        let failures: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
         Self::start(
             upstream,
-            Arc::new(|n, _head| match n {
-                n if n % 3 == 2 => Action::Reset,
-                n if n % 5 == 1 => Action::Respond(error_response("503 Service Unavailable", "SlowDown", "", "")),
-                _ => Action::Forward,
+            Arc::new(move |n, head| {
+                let line = head.lines().next().unwrap_or_default().to_owned();
+                let mut failures = failures.lock().unwrap();
+                let count = failures.entry(line.clone()).or_default();
+                let action = match n {
+                    _ if *count >= 2 => Action::Forward,
+                    n if n % 3 == 2 && line.starts_with("get ") => Action::Truncate(100 << 10),
+                    n if n % 3 == 2 => Action::Reset,
+                    n if n % 5 == 1 => Action::Respond(error_response("503 Service Unavailable", "SlowDown", "", "")),
+                    _ => Action::Forward,
+                };
+                *count = if matches!(action, Action::Forward) { 0 } else { *count + 1 };
+                action
             }),
         )
         .await
@@ -345,7 +364,8 @@ async fn handle_conn(
 ) -> std::io::Result<()> {
     let (head, early) = read_head(&mut conn).await?;
     let lower = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    match policy(n, &lower) {
+    let action = policy(n, &lower);
+    match action {
         Action::Reset => {
             conn.set_zero_linger()?;
             stats.resets.fetch_add(1, Ordering::SeqCst);
@@ -357,7 +377,11 @@ async fn handle_conn(
             conn.write_all(resp.as_bytes()).await?;
             conn.shutdown().await?;
         }
-        Action::Forward => {
+        Action::Forward | Action::Truncate(_) => {
+            let cut = match action {
+                Action::Truncate(n) => Some(n),
+                _ => None,
+            };
             let body = read_body(&mut conn, &lower, early).await?;
             let text = String::from_utf8_lossy(&head);
             let mut rewritten = String::new();
@@ -371,6 +395,14 @@ async fn handle_conn(
             let mut up = tokio::net::TcpStream::connect(upstream).await?;
             up.write_all(rewritten.as_bytes()).await?;
             up.write_all(&body).await?;
+            if let Some(cut) = cut {
+                let mut sent = vec![0u8; cut];
+                let n = up.read_exact(&mut sent).await.map_or(0, |_| cut);
+                conn.write_all(&sent[..n]).await?;
+                conn.set_zero_linger()?;
+                stats.truncated.fetch_add(1, Ordering::SeqCst);
+                return Ok(());
+            }
             tokio::io::copy(&mut up, &mut conn).await?;
             conn.shutdown().await?;
             stats.forwarded.fetch_add(1, Ordering::SeqCst);

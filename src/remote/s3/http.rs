@@ -289,8 +289,10 @@ impl AsyncRead for ObjectBody {
                 Poll::Ready(Some(Err(e))) => {
                     let kind = if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
                         io::ErrorKind::ConnectionReset
+                    } else if e.is_timeout() {
+                        io::ErrorKind::TimedOut
                     } else {
-                        io::ErrorKind::Other
+                        io_kind_in(&e).unwrap_or(io::ErrorKind::Other)
                     };
                     return Poll::Ready(Err(io::Error::new(kind, e)));
                 }
@@ -307,6 +309,18 @@ impl AsyncRead for ObjectBody {
             }
         }
     }
+}
+
+/// The kind of the first IO error in `e`'s cause chain.
+fn io_kind_in(e: &(dyn std::error::Error + 'static)) -> Option<io::ErrorKind> {
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            return Some(io.kind());
+        }
+        cur = c.source();
+    }
+    None
 }
 
 /// Why collecting a response body failed.

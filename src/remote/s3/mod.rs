@@ -24,7 +24,8 @@
 //!
 //! Files: `config.rs`, `error.rs`, `http.rs` (transport), `client.rs`
 //! (signing, sending, retries), `ops_bucket.rs`, `ops_object.rs`,
-//! `ops_list.rs`, `multipart.rs`, `source.rs` (re-openable upload sources),
+//! `ops_list.rs`, `multipart.rs`, `reader.rs` (object reads that resume after
+//! a broken connection), `source.rs` (re-openable upload sources),
 //! `mtime.rs`, and `remote.rs`: [`S3Remote`], the engine's `Remote` on a
 //! bucket folder.
 
@@ -37,6 +38,7 @@ mod multipart;
 mod ops_bucket;
 mod ops_list;
 mod ops_object;
+mod reader;
 mod remote;
 mod source;
 
@@ -54,6 +56,7 @@ pub use ops_object::{
     DeleteOutput, GetObjectOutput, GetOptions, MAX_SINGLE_PUT, ObjectMeta, PutOptions, PutOutput, Range, RestoreStatus,
     is_archive_class, parse_http_date,
 };
+pub use reader::ResumingReader;
 pub use remote::S3Remote;
 pub use source::{BodySource, BytesSource, FileSource, FnSource, Reader};
 

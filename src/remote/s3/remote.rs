@@ -211,12 +211,12 @@ impl Remote for S3Remote {
     }
 
     async fn open(&self, path: &str) -> Result<ByteStream, RemoteError> {
-        let out = self
+        let (_, reader) = self
             .client
-            .get_object(&self.bucket, &self.key(path), &GetOptions::default())
+            .open_object(&self.bucket, &self.key(path), &GetOptions::default())
             .await
             .map_err(|e| remote_error(path, e))?;
-        Ok(Box::pin(out.body))
+        Ok(Box::pin(reader))
     }
 
     async fn create(&self, path: &str, size: u64, mtime: Mtime) -> Result<Box<dyn Upload>, RemoteError> {
