@@ -1,5 +1,7 @@
 //! One run of a task: pre-script, listing both sides, plan, execute, post-script, summary.
-//! Snapshot and ownership steps plug in here in their own issues.
+//! Snapshot and ownership steps plug in here in their own issues. With `encryption`, the remote
+//! side is wrapped in [`CryptRemote`] (keys derived once per job, off the async threads), and
+//! with `filename_encryption` a PUSH first checks every source name's encrypted length.
 
 use super::{
     entry::{Entry, Kind},
@@ -11,8 +13,13 @@ use super::{
     progress::{Progress, human_bytes},
 };
 use crate::{
+    crypt::Cipher,
     model::{Credential, CredentialAttrs, Direction, TaskConfig, TransferMode},
-    remote::{ListOptions, Listed, Remote, RootState, local::LocalFs},
+    remote::{
+        ListOptions, Listed, Remote, RootState,
+        crypt::{CryptRemote, derive_cipher},
+        local::LocalFs,
+    },
     scripts::{self, Phase},
 };
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -49,22 +56,84 @@ pub enum Outcome {
     Aborted,
 }
 
-/// The remote side of a task as a tree.
+/// The remote side of a task as a tree (not encrypted: see [`run`]).
 ///
 /// # Errors
 /// The provider is not part of this build yet.
 pub fn remote_for(cred: &Credential, config: &TaskConfig, job: u64) -> Result<Arc<dyn Remote>, String> {
+    remote_at(cred, &config.attributes.bucket, &config.attributes.folder, job)
+}
+
+/// The tree at `bucket`/`folder` of a credential's storage (LOCAL has no bucket); `job` names the
+/// temporary files written there.
+///
+/// # Errors
+/// The provider is not part of this build yet.
+pub fn remote_at(cred: &Credential, bucket: &str, folder: &str, job: u64) -> Result<Arc<dyn Remote>, String> {
+    let _ = bucket;
     match &cred.attrs {
         CredentialAttrs::Local(a) => {
-            let root = if config.attributes.folder.is_empty() {
-                PathBuf::from(&a.root)
-            } else {
-                PathBuf::from(&a.root).join(&config.attributes.folder)
-            };
+            let root = if folder.is_empty() { PathBuf::from(&a.root) } else { PathBuf::from(&a.root).join(folder) };
             Ok(Arc::new(LocalFs::new(root, job, false)))
         }
         _ => Err(format!("{} access is not part of this build yet", cred.provider())),
     }
+}
+
+/// What `Credential.ListDirectory` needs to show an encrypted folder.
+#[derive(Debug)]
+pub struct Decrypting<'a> {
+    /// The encryption password (secret).
+    pub password: &'a crate::model::Secret,
+    /// The salt (secret; empty for rclone's default salt).
+    pub salt: &'a crate::model::Secret,
+    /// Whether names are encrypted.
+    pub filename_encryption: bool,
+}
+
+/// The children of the (not encrypted) folder `bucket`/`folder`, decrypted where they decrypt
+/// (`Credential.ListDirectory`); provider-neutral.
+///
+/// # Errors
+/// The provider is not part of this build, or the folder cannot be listed.
+pub async fn browse_encrypted(
+    cred: &Credential,
+    bucket: &str,
+    folder: &str,
+    keys: Decrypting<'_>,
+) -> Result<Vec<crate::remote::crypt::Browsed>, String> {
+    let inner = remote_at(cred, bucket, folder, 0)?;
+    let cipher = derive_cipher(keys.password.expose(), keys.salt.expose(), keys.filename_encryption).await?;
+    CryptRemote::new(inner, cipher).browse().await.map_err(|e| format!("cannot list {e}"))
+}
+
+/// How many over-long names a run reports one by one (the rest are counted).
+const LONG_NAMES_SHOWN: usize = 1000;
+
+/// With file name encryption: the source's files and folders whose name (one path segment)
+/// encrypts to more than 255 bytes, i.e. is over 143 bytes, and how many there are. Lists the
+/// source once; listing problems are left to the run's own listing.
+async fn long_names(src: &Arc<dyn Remote>, opts: &ListOptions, cipher: &Cipher) -> (Vec<String>, usize) {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let lister = {
+        let (src, opts) = (src.clone(), opts.clone());
+        tokio::spawn(async move { src.list(opts, tx).await })
+    };
+    let (mut shown, mut count) = (Vec::new(), 0);
+    while let Some(item) = rx.recv().await {
+        let Listed::Entry(e) = item else { continue };
+        // Every folder is listed before its contents, so checking each entry's own name finds
+        // every long segment once.
+        let name = e.path.rsplit_once('/').map_or(e.path.as_str(), |(_, n)| n);
+        if cipher.names().check_name_lengths(name).is_err() {
+            count += 1;
+            if shown.len() < LONG_NAMES_SHOWN {
+                shown.push(format!("{} ({} bytes)", esc(&e.path), name.len()));
+            }
+        }
+    }
+    let _ = lister.await;
+    (shown, count)
 }
 
 /// The script environment: `CLOUD_SYNC_*` (booleans 0/1), never a secret.
@@ -116,20 +185,40 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
+    // Keys are derived once per job; every file shares them.
+    let (remote, cipher) =
+        if c.encryption {
+            let cipher =
+                match derive_cipher(c.encryption_password.expose(), c.encryption_salt.expose(), c.filename_encryption)
+                    .await
+                {
+                    Ok(cipher) => cipher,
+                    Err(e) => return Outcome::Failed(e),
+                };
+            let crypt: Arc<dyn Remote> = Arc::new(CryptRemote::new(remote, cipher.clone()));
+            (crypt, Some(cipher))
+        } else {
+            (remote, None)
+        };
     let local: Arc<dyn Remote> = Arc::new(LocalFs::new(&c.path, spec.job, c.follow_symlinks));
     let (src, dst) = match c.direction {
         Direction::Push => (local, remote),
         Direction::Pull => (remote, local),
     };
     log.line(&format!(
-        "{} {}{}: {} -> {} (credential {:?}, {} transfers)",
+        "{} {}{}: {} -> {} (credential {:?}, {} transfers{})",
         c.direction,
         c.transfer_mode,
         if spec.dry_run { " (dry run)" } else { "" },
         esc(&src.describe()),
         esc(&dst.describe()),
         spec.credential.name,
-        c.transfers
+        c.transfers,
+        match (c.encryption, c.filename_encryption) {
+            (false, _) => "",
+            (true, true) => ", encrypted, file names encrypted",
+            (true, false) => ", encrypted, file names not encrypted",
+        }
     ));
 
     let env = script_env(&spec);
@@ -152,6 +241,29 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
         Err(e) => return Outcome::Failed(format!("cannot read the source: {e}")),
     }
+    let filter = match Filter::new(&c.include, &c.exclude) {
+        Ok(f) => Arc::new(f),
+        Err(e) => return Outcome::Failed(format!("filter: {e}")),
+    };
+    let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks };
+    if let Some(cipher) = cipher.as_ref().filter(|_| c.filename_encryption && c.direction == Direction::Push) {
+        // rclone fails such names one by one mid-run; we refuse the job before any transfer.
+        let (shown, count) = long_names(&src, &opts, cipher).await;
+        if count > 0 {
+            for p in &shown {
+                log.line(&format!("ERROR name too long for file name encryption: {p}"));
+            }
+            let first: Vec<&str> = shown.iter().take(5).map(String::as_str).collect();
+            let e = format!(
+                "{count} name(s) too long for file name encryption (at most 143 bytes per file or folder name; \
+                 rename or exclude them): {}{}; nothing was transferred",
+                first.join("; "),
+                if count > first.len() { "; …" } else { "" }
+            );
+            log.line(&format!("FAILED: {e}"));
+            return Outcome::Failed(e);
+        }
+    }
     let dst_missing = match dst.root_state().await {
         Ok(s) => s == RootState::Missing,
         Err(e) => return Outcome::Failed(format!("cannot use the destination: {e}")),
@@ -166,13 +278,8 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
     }
 
-    let filter = match Filter::new(&c.include, &c.exclude) {
-        Ok(f) => Arc::new(f),
-        Err(e) => return Outcome::Failed(format!("filter: {e}")),
-    };
     let (stx, srx) = mpsc::channel(1024);
     let (dtx, drx) = mpsc::channel(1024);
-    let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks };
     let src_list = {
         let (src, opts) = (src.clone(), opts.clone());
         tokio::spawn(async move { src.list(opts, stx).await })

@@ -60,6 +60,15 @@ fn to_io(e: Errno) -> std::io::Error {
     std::io::Error::from_raw_os_error(e.raw_os_error())
 }
 
+/// One child of a folder: name, kind, stat (of the target when reached through a symlink), and
+/// whether it was reached through a symlink.
+type Child = (String, Kind, Stat, bool);
+
+fn entry_of(path: String, kind: Kind, st: &Stat) -> Entry {
+    let size = if kind == Kind::File { u64::try_from(st.st_size).unwrap_or(0) } else { 0 };
+    Entry { path, kind, size, mtime: mtime_of(st) }
+}
+
 fn split(path: &str) -> Result<(Vec<&str>, &str), RemoteError> {
     check_remote_path(path).map_err(|e| RemoteError::Refused { path: path.to_owned(), reason: e.to_string() })?;
     let mut parts: Vec<&str> = path.split('/').collect();
@@ -156,28 +165,29 @@ impl LocalFs {
         Ok(())
     }
 
-    #[allow(clippy::too_many_lines)] // one pass over a folder: classify, sort, emit, descend
-    fn walk_dir(
+    /// Reads one folder's children (name, kind, stat, reached through a symlink), sending what
+    /// is skipped or unreadable to `problem`; `None` once `problem` returns false (the listing
+    /// was dropped). Temporary files are never children; with `sweep`, those of other jobs
+    /// (leftovers of interrupted runs) are removed on the way.
+    fn read_children(
         &self,
         dir: &OwnedFd,
         prefix: &str,
-        opts: &ListOptions,
-        tx: &mpsc::Sender<Listed>,
-        ancestors: &mut Vec<(u64, u64)>,
-    ) -> bool {
-        let send = |l: Listed| tx.blocking_send(l).is_ok();
+        sweep: bool,
+        problem: &mut dyn FnMut(Listed) -> bool,
+    ) -> Option<Vec<Child>> {
         let shown = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
         let rd = match rustix::fs::Dir::read_from(dir) {
             Ok(rd) => rd,
-            Err(e) => return send(Listed::Error { path: shown(""), reason: to_io(e).to_string() }),
+            Err(e) => return problem(Listed::Error { path: shown(""), reason: to_io(e).to_string() }).then(Vec::new),
         };
-        let mut children: Vec<(String, Kind, Stat, bool)> = Vec::new();
+        let mut children: Vec<Child> = Vec::new();
         for ent in rd {
             let ent = match ent {
                 Ok(e) => e,
                 Err(e) => {
-                    if !send(Listed::Error { path: shown(""), reason: to_io(e).to_string() }) {
-                        return false;
+                    if !problem(Listed::Error { path: shown(""), reason: to_io(e).to_string() }) {
+                        return None;
                     }
                     break;
                 }
@@ -189,7 +199,7 @@ impl LocalFs {
             if let Some(job) = partial_job(raw) {
                 // A leftover of an interrupted run is removed; our own temporary files are not
                 // user files either.
-                if job != self.job {
+                if sweep && job != self.job {
                     let _ = rustix::fs::unlinkat(dir, ent.file_name(), AtFlags::empty());
                 }
                 continue;
@@ -200,8 +210,8 @@ impl LocalFs {
                     if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
                     escape_for_log(raw)
                 );
-                if !send(Listed::Skipped { path: p, reason: "name is not valid UTF-8".into() }) {
-                    return false;
+                if !problem(Listed::Skipped { path: p, reason: "name is not valid UTF-8".into() }) {
+                    return None;
                 }
                 continue;
             };
@@ -209,27 +219,30 @@ impl LocalFs {
                 Ok(st) => st,
                 Err(Errno::NOENT) => continue,
                 Err(e) => {
-                    if !send(Listed::Error { path: shown(name), reason: to_io(e).to_string() }) {
-                        return false;
+                    if !problem(Listed::Error { path: shown(name), reason: to_io(e).to_string() }) {
+                        return None;
                     }
                     continue;
                 }
             };
             let (st, via_link) = match FileType::from_raw_mode(st.st_mode) {
                 FileType::Symlink if !self.follow_symlinks => {
-                    if !send(Listed::Skipped {
+                    if !problem(Listed::Skipped {
                         path: shown(name),
                         reason: "symlink skipped (follow_symlinks is off)".into(),
                     }) {
-                        return false;
+                        return None;
                     }
                     continue;
                 }
                 FileType::Symlink => match rustix::fs::statat(dir, ent.file_name(), AtFlags::empty()) {
                     Ok(t) => (t, true),
                     Err(e) => {
-                        if !send(Listed::Error { path: shown(name), reason: format!("broken symlink: {}", to_io(e)) }) {
-                            return false;
+                        if !problem(Listed::Error {
+                            path: shown(name),
+                            reason: format!("broken symlink: {}", to_io(e)),
+                        }) {
+                            return None;
                         }
                         continue;
                     }
@@ -240,14 +253,30 @@ impl LocalFs {
                 FileType::Directory => Kind::Dir,
                 FileType::RegularFile => Kind::File,
                 _ => {
-                    if !send(Listed::Skipped { path: shown(name), reason: "not a regular file".into() }) {
-                        return false;
+                    if !problem(Listed::Skipped { path: shown(name), reason: "not a regular file".into() }) {
+                        return None;
                     }
                     continue;
                 }
             };
             children.push((name.to_owned(), kind, st, via_link));
         }
+        Some(children)
+    }
+
+    fn walk_dir(
+        &self,
+        dir: &OwnedFd,
+        prefix: &str,
+        opts: &ListOptions,
+        tx: &mpsc::Sender<Listed>,
+        ancestors: &mut Vec<(u64, u64)>,
+    ) -> bool {
+        let send = |l: Listed| tx.blocking_send(l).is_ok();
+        let shown = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+        let Some(children) = self.read_children(dir, prefix, true, &mut |l| send(l)) else {
+            return false;
+        };
         // Byte order of the whole path: a folder's own entry sorts as "name", its contents as
         // "name/…", so siblings like "name-x" and "name.txt" come between the two.
         let names: Vec<(String, Kind)> = children.iter().map(|c| (c.0.clone(), c.1)).collect();
@@ -442,6 +471,30 @@ impl Remote for LocalFs {
     async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError> {
         let me = self.clone();
         blocking("", move || me.walk(&opts, &tx)).await
+    }
+
+    async fn list_folder(&self, path: &str) -> Result<Option<Vec<Listed>>, RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        blocking(path, move || {
+            let dir = if p.is_empty() {
+                me.open_root()?
+            } else {
+                split(&p)?;
+                let parts: Vec<&str> = p.split('/').collect();
+                me.open_dir(&parts, false, &p)?
+            };
+            let mut out = Vec::new();
+            let children = me.read_children(&dir, &p, false, &mut |l| {
+                out.push(l);
+                true
+            });
+            for (name, kind, st, _) in children.unwrap_or_default() {
+                let path = if p.is_empty() { name } else { format!("{p}/{name}") };
+                out.push(Listed::Entry(entry_of(path, kind, &st)));
+            }
+            Ok(Some(out))
+        })
+        .await
     }
 
     async fn open(&self, path: &str) -> Result<ByteStream, RemoteError> {

@@ -1,7 +1,9 @@
 //! Storage a task reads from or writes to: the [`Remote`] trait and its providers. A remote lists
 //! its tree in key order, streams reads, and writes through an [`Upload`] that only makes the
-//! object visible under its final name when complete. Imports `engine::{entry, filter}` and std/tokio.
+//! object visible under its final name when complete. Imports `engine::{entry, filter}`, `crypt`
+//! (for the encrypting decorator) and std/tokio.
 
+pub mod crypt;
 pub mod local;
 
 use crate::engine::{
@@ -142,6 +144,20 @@ pub trait Remote: Send + Sync {
     /// # Errors
     /// The listing could not start at all (parts that fail are sent as [`Listed::Error`]).
     async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError>;
+    /// The direct children of the folder `path` (`""` = the root), unfiltered, in any order, with
+    /// full paths; items that cannot be listed come as [`Listed::Skipped`] or [`Listed::Error`].
+    /// Leaves the tree as it is (unlike [`Remote::list`], it removes no leftover).
+    ///
+    /// Decorators that must re-sort a listing (the encrypting remote) walk folder by folder with
+    /// this, in memory bounded by one folder per level. `Ok(None)` (the default) means the remote
+    /// only lists whole trees; they then buffer the whole listing.
+    ///
+    /// # Errors
+    /// The folder cannot be listed at all.
+    async fn list_folder(&self, path: &str) -> Result<Option<Vec<Listed>>, RemoteError> {
+        let _ = path;
+        Ok(None)
+    }
     /// Opens an object for reading.
     ///
     /// # Errors

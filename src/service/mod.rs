@@ -378,13 +378,36 @@ impl Service {
         }))
     }
 
-    /// Lists one folder of a credential's storage.
+    /// Lists one folder of a credential's storage. With `encryption`, the folder is the place of
+    /// an encrypted tree (not itself encrypted) and its children show decrypted names
+    /// (`decrypted` true; names that do not decrypt show as stored, `decrypted` false).
     ///
     /// # Errors
     /// `NotFound`, `InvalidArgument` for a bad location, `Failed` when listing fails.
-    pub fn list_directory(&self, id: u64, location: Entries) -> SResult<Vec<DirEntry>> {
+    pub async fn list_directory(&self, id: u64, location: Entries) -> SResult<Vec<DirEntry>> {
         let c = self.credential_clone(id)?;
         let loc = local::Location::parse(c.provider(), location)?;
+        if let Some(enc) = &loc.encryption {
+            let keys = crate::engine::run::Decrypting {
+                password: &enc.password,
+                salt: &enc.salt,
+                filename_encryption: enc.filename_encryption,
+            };
+            let listed = crate::engine::run::browse_encrypted(&c, &loc.bucket, &loc.folder, keys)
+                .await
+                .map_err(ServiceError::Failed)?;
+            return Ok(listed
+                .into_iter()
+                .map(|b| DirEntry {
+                    path: if loc.folder.is_empty() { b.name.clone() } else { format!("{}/{}", loc.folder, b.name) },
+                    name: b.name,
+                    size: b.size,
+                    mtime: u64::try_from(b.mtime.secs()).unwrap_or(0),
+                    is_dir: b.kind == crate::engine::entry::Kind::Dir,
+                    decrypted: b.decrypted,
+                })
+                .collect());
+        }
         match &c.attrs {
             CredentialAttrs::Local(a) => local::list(&a.root, &loc).map_err(ServiceError::Failed),
             _ => Err(ServiceError::Failed(format!("{} access is not part of this build yet", c.provider()))),
