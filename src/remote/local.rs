@@ -102,26 +102,44 @@ impl LocalFs {
     /// symlink (unless the tree follows symlinks, which only a PUSH source does); creates missing
     /// folders when `create`.
     fn open_dir(&self, parts: &[&str], create: bool, shown: &str) -> Result<OwnedFd, RemoteError> {
+        self.open_dir_creating(parts, create, shown, &mut Vec::new())
+    }
+
+    /// [`LocalFs::open_dir`] that also notes every folder it created (its parent and name, outermost
+    /// first), so that a write that does not complete can remove them again.
+    fn open_dir_creating(
+        &self,
+        parts: &[&str],
+        create: bool,
+        shown: &str,
+        created: &mut Vec<(OwnedFd, String)>,
+    ) -> Result<OwnedFd, RemoteError> {
         let mut fd = self.open_root()?;
         for comp in parts {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | self.nofollow();
+            let mut made = false;
             let next = match rustix::fs::openat(&fd, *comp, flags, Mode::empty()) {
                 Err(Errno::NOENT) if create => {
                     match rustix::fs::mkdirat(&fd, *comp, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
+                        Ok(()) => made = true,
+                        Err(Errno::EXIST) => {}
                         Err(e) => return Err(RemoteError::io(shown, to_io(e))),
                     }
                     rustix::fs::openat(&fd, *comp, flags, Mode::empty())
                 }
                 other => other,
             };
-            fd = next.map_err(|e| match e {
+            let next = next.map_err(|e| match e {
                 Errno::LOOP | Errno::NOTDIR | Errno::MLINK => RemoteError::Refused {
                     path: shown.to_owned(),
                     reason: format!("{comp:?} is a symlink or not a folder; refusing to go through it"),
                 },
                 e => RemoteError::io(shown, to_io(e)),
             })?;
+            let parent = std::mem::replace(&mut fd, next);
+            if made {
+                created.push((parent, (*comp).to_owned()));
+            }
         }
         Ok(fd)
     }
@@ -378,13 +396,26 @@ struct LocalUpload {
     path: String,
     file: Option<tokio::fs::File>,
     mtime: Mtime,
+    /// Folders made for this file (parent, name; outermost first), removed again if it fails.
+    created: Vec<(OwnedFd, String)>,
+}
+
+impl LocalUpload {
+    /// Removes what a write that did not complete left: its temporary file, and the folders made
+    /// for it while they are empty (a folder another write is filling stays).
+    fn discard(&mut self) {
+        let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+        for (parent, name) in self.created.drain(..).rev() {
+            let _ = rustix::fs::unlinkat(&parent, name.as_str(), AtFlags::REMOVEDIR);
+        }
+    }
 }
 
 impl Drop for LocalUpload {
     fn drop(&mut self) {
         // Never leave a temporary file behind, whatever ended the upload.
         if self.file.is_some() {
-            let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+            self.discard();
         }
     }
 }
@@ -425,14 +456,16 @@ impl Upload for LocalUpload {
             Err(RemoteError::Refused { path: self.path.clone(), reason: format!("write task failed: {e}") })
         });
         if done.is_err() {
-            let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+            self.discard();
+        } else {
+            self.created.clear();
         }
         done
     }
 
     async fn abort(mut self: Box<Self>) {
         self.file.take();
-        let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+        self.discard();
     }
 }
 
@@ -515,18 +548,32 @@ impl Remote for LocalFs {
 
     async fn create(&self, path: &str, _size: u64, mtime: Mtime) -> Result<Box<dyn Upload>, RemoteError> {
         let (me, p) = (self.clone(), path.to_owned());
-        let (dir, tmp, name, fd) = blocking(path, move || {
+        let (dir, tmp, name, fd, created) = blocking(path, move || {
             let (parts, name) = split(&p)?;
-            let dir = me.open_dir(&parts, true, &p)?;
-            let tmp = partial_name(me.job);
-            let fd = rustix::fs::openat(
-                &dir,
-                tmp.as_str(),
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o666),
-            )
-            .map_err(|e| RemoteError::io(&p, to_io(e)))?;
-            Ok((dir, tmp, name.to_owned(), fd))
+            let mut created = Vec::new();
+            // A folder made for a write that then failed is removed again; if that happens
+            // between opening our folder and creating our file in it, make it again.
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let dir = me.open_dir_creating(&parts, true, &p, &mut created)?;
+                let tmp = partial_name(me.job);
+                match rustix::fs::openat(
+                    &dir,
+                    tmp.as_str(),
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o666),
+                ) {
+                    Ok(fd) => return Ok((dir, tmp, name.to_owned(), fd, created)),
+                    Err(Errno::NOENT) if attempts < 3 => {}
+                    Err(e) => {
+                        for (parent, name) in created.drain(..).rev() {
+                            let _ = rustix::fs::unlinkat(&parent, name.as_str(), AtFlags::REMOVEDIR);
+                        }
+                        return Err(RemoteError::io(&p, to_io(e)));
+                    }
+                }
+            }
         })
         .await?;
         Ok(Box::new(LocalUpload {
@@ -536,6 +583,7 @@ impl Remote for LocalFs {
             path: path.to_owned(),
             file: Some(tokio::fs::File::from_std(std::fs::File::from(fd))),
             mtime,
+            created,
         }))
     }
 
