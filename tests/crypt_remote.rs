@@ -511,3 +511,33 @@ async fn list_directory_shows_decrypted_names() {
     assert_eq!(err_name(&e).0, "InvalidArgument");
     assert!(err_name(&e).1.starts_with("encryption_password"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_with_another_password_changes_nothing() {
+    let env = Env::start().await;
+    let data = env.p("data");
+    write(&data.join("a.txt"), b"first backup", 1_600_000_000);
+    write(&data.join("sub/b.txt"), b"first backup too", 1_600_000_000);
+    for (i, names) in [false, true].into_iter().enumerate() {
+        let folder = format!("k{i}");
+        let t = env.task(&data, &folder, names, PW, SALT, vec![]).await;
+        let (_, s, e) = env.run(&t).await;
+        assert_eq!(s, "SUCCESS", "{e}");
+        let before = tree(&env.p("remote").join(&folder));
+        // A new file, and the same backup with a mistyped password (or a forgotten salt): with
+        // names off nothing else would notice, and the backup would mix two keys.
+        write(&data.join(format!("new{i}.txt")), b"new", 1_600_000_100);
+        for (pw, salt) in [("correct horse battery stapler", SALT), (PW, "")] {
+            let wrong = env.task(&data, &folder, names, pw, salt, vec![]).await;
+            let (j, s, e) = env.run(&wrong).await;
+            assert_eq!(s, "FAILED", "names {names}: {}", job_log(&env.conn, &j).await);
+            assert!(e.starts_with("the remote folder holds files encrypted with another password or salt"), "{e}");
+            assert!(e.contains("wrong password or corrupted data"), "{e}");
+            assert_eq!(tree(&env.p("remote").join(&folder)), before, "names {names}: the backup changed");
+        }
+        let (_, s, e) = env.run(&t).await;
+        assert_eq!(s, "SUCCESS", "{e}");
+        let o = env.rclone(&folder, names, PW, SALT, &["cat", &format!("C:new{i}.txt")]);
+        assert_eq!(o.stdout, b"new", "{}", show(&o));
+    }
+}

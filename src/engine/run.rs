@@ -186,20 +186,19 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         Err(e) => return Outcome::Failed(e),
     };
     // Keys are derived once per job; every file shares them.
-    let (remote, cipher) =
-        if c.encryption {
-            let cipher =
-                match derive_cipher(c.encryption_password.expose(), c.encryption_salt.expose(), c.filename_encryption)
-                    .await
-                {
-                    Ok(cipher) => cipher,
-                    Err(e) => return Outcome::Failed(e),
-                };
-            let crypt: Arc<dyn Remote> = Arc::new(CryptRemote::new(remote, cipher.clone()));
-            (crypt, Some(cipher))
-        } else {
-            (remote, None)
-        };
+    let crypt = if c.encryption {
+        let keys = derive_cipher(c.encryption_password.expose(), c.encryption_salt.expose(), c.filename_encryption);
+        match keys.await {
+            Ok(cipher) => Some(Arc::new(CryptRemote::new(remote.clone(), cipher))),
+            Err(e) => return Outcome::Failed(e),
+        }
+    } else {
+        None
+    };
+    let remote: Arc<dyn Remote> = match &crypt {
+        Some(crypt) => crypt.clone(),
+        None => remote,
+    };
     let local: Arc<dyn Remote> = Arc::new(LocalFs::new(&c.path, spec.job, c.follow_symlinks));
     let (src, dst) = match c.direction {
         Direction::Push => (local, remote),
@@ -246,9 +245,9 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         Err(e) => return Outcome::Failed(format!("filter: {e}")),
     };
     let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks };
-    if let Some(cipher) = cipher.as_ref().filter(|_| c.filename_encryption && c.direction == Direction::Push) {
+    if let Some(crypt) = crypt.as_ref().filter(|_| c.filename_encryption && c.direction == Direction::Push) {
         // rclone fails such names one by one mid-run; we refuse the job before any transfer.
-        let (shown, count) = long_names(&src, &opts, cipher).await;
+        let (shown, count) = long_names(&src, &opts, crypt.cipher()).await;
         if count > 0 {
             for p in &shown {
                 log.line(&format!("ERROR name too long for file name encryption: {p}"));
@@ -268,6 +267,16 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         Ok(s) => s == RootState::Missing,
         Err(e) => return Outcome::Failed(format!("cannot use the destination: {e}")),
     };
+    if let Some(crypt) = crypt.as_ref().filter(|_| c.direction == Direction::Push && !dst_missing)
+        && let Err(why) = crypt.check_keys().await
+    {
+        let e = format!(
+            "the remote folder holds files encrypted with another password or salt ({why}); check \
+             encryption_password and encryption_salt; nothing was transferred"
+        );
+        log.line(&format!("FAILED: {e}"));
+        return Outcome::Failed(e);
+    }
     if dst_missing && !spec.dry_run {
         if c.direction == Direction::Pull {
             return Outcome::Failed(format!("the destination folder {} does not exist", esc(&dst.describe())));

@@ -373,6 +373,54 @@ impl CryptRemote {
         Some(Frame { included: vec![false; children.len()], children, steps, next: 0 })
     }
 
+    /// Checks the keys against what the tree already holds, before a PUSH writes into it: the
+    /// first stored file with content must authenticate (its first block is read), and a name
+    /// that has the shape of an encrypted name must decrypt. `Ok` also when there is nothing to
+    /// check against. Without this, a mistyped password would add files under a second key to a
+    /// backup, and with names `off` nothing else would notice.
+    ///
+    /// Streams the wrapped listing in its own order and stops at the first verdict.
+    ///
+    /// # Errors
+    /// What does not decrypt, and why (for the user: the password or salt is not the one the
+    /// tree was written with).
+    pub async fn check_keys(&self) -> Result<(), String> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let inner = self.inner.clone();
+        let everything = ListOptions {
+            filter: Arc::new(Filter::new(&[], &[]).expect("no rules is a valid filter")),
+            follow_symlinks: false,
+        };
+        let lister = tokio::spawn(async move { inner.list(everything, tx).await });
+        let mut verdict = Ok(());
+        while let Some(item) = rx.recv().await {
+            let Listed::Entry(e) = item else { continue };
+            match self.decrypt_name(parent(&e.path), last_segment(&e.path), e.kind) {
+                Ok(_) => {}
+                Err(Listed::Error { path, reason }) => {
+                    verdict = Err(format!("{path}: {reason}"));
+                    break;
+                }
+                Err(_) => continue,
+            }
+            if !e.is_file() || e.size <= HEADER_SIZE as u64 {
+                continue;
+            }
+            let Ok(stream) = self.inner.open(&e.path).await else { continue };
+            let mut first = [0u8; 1];
+            let mut dec = DecryptStream::new(stream, self.cipher.content(), &e.path);
+            match tokio::io::AsyncReadExt::read(&mut dec, &mut first).await {
+                Err(err) if err.kind() == io::ErrorKind::InvalidData => verdict = Err(err.to_string()),
+                Err(_) => continue,
+                Ok(_) => {}
+            }
+            break;
+        }
+        drop(rx);
+        let _ = lister.await;
+        verdict
+    }
+
     /// The children of the root folder, decrypted where possible, sorted by name
     /// (`Credential.ListDirectory`).
     ///
