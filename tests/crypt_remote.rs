@@ -198,18 +198,31 @@ async fn push_encrypted_then_rclone_checks_and_decrypts_every_file() {
     let env = Env::start().await;
     let data = env.p("data");
     let files = sample(&data);
+    std::fs::create_dir_all(data.join("empty folder/inner")).unwrap();
     for (i, (names, salt)) in MODES.into_iter().enumerate() {
         let folder = format!("f{i}");
         let stored = env.p("remote").join(&folder);
         // Something that is not ours in the encrypted folder: skipped and left alone.
         write(&stored.join("README"), b"not encrypted", 1_500_000_000);
-        let t = env.task(&data, &folder, names, PW, salt, vec![]).await;
+        write(&data.join("gone.txt"), b"deleted after the first run", 1_600_000_000);
+        write(&data.join("gone-dir/x"), b"x", 1_600_000_000);
+        let t = env.task(&data, &folder, names, PW, salt, vec![("create_empty_src_dirs", v(true))]).await;
         let (j, s, e) = env.run(&t).await;
         let log = job_log(&env.conn, &j).await;
         assert_eq!((s.as_str(), e.as_str()), ("SUCCESS", ""), "names {names} salt {salt:?}: {log}");
         assert!(log.contains("Skipped README: not an encrypted name"), "{log}");
-        assert!(stored.join("README").exists(), "a foreign object was touched");
+        assert!(log.contains("Created folder empty folder/inner"), "{log}");
         assert!(!log.contains(PW) && !log.contains(SALT), "a secret in the job log");
+        // A SYNC deletes through the encrypted names, files and folders.
+        std::fs::remove_file(data.join("gone.txt")).unwrap();
+        std::fs::remove_dir_all(data.join("gone-dir")).unwrap();
+        let (j, s, e) = env.run(&t).await;
+        let log = job_log(&env.conn, &j).await;
+        assert_eq!(s, "SUCCESS", "{e}: {log}");
+        for line in ["Deleted gone.txt", "Deleted gone-dir/x", "Removed folder gone-dir"] {
+            assert!(log.contains(line), "{line}: {log}");
+        }
+        assert!(stored.join("README").exists(), "a foreign object was touched");
 
         // On disk: names encrypted (or `.bin` only), contents never plaintext, mtimes kept.
         let on_disk = tree(&stored);
@@ -246,7 +259,12 @@ async fn push_encrypted_then_rclone_checks_and_decrypts_every_file() {
             assert!(o.status.success(), "rclone cat {f}: {}", show(&o));
             assert!(o.stdout == std::fs::read(data.join(f)).unwrap(), "rclone cat {f}: content differs");
         }
-        // rclone sees the same mtimes.
+        // rclone sees the same folders (empty ones too) and the same mtimes.
+        let o = env.rclone(&folder, names, PW, salt, &["lsf", "-R", "--dirs-only", "C:"]);
+        let mut dirs: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+        dirs.sort_unstable();
+        let want = ["a/", "a/b/", "a/b/c/", "dir-2/", "dir/", "empty folder/", "empty folder/inner/", "ünïcødé dir/"];
+        assert_eq!(dirs, want, "{}", show(&o));
         let o = env.rclone(&folder, names, PW, salt, &["lsjson", "-R", "--files-only", "C:"]);
         assert!(o.status.success(), "{}", show(&o));
         let listed: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
