@@ -1,5 +1,8 @@
-//! One run of a task: pre-script, listing both sides, plan, execute, post-script, summary.
-//! Snapshot and ownership steps plug in here in their own issues.
+//! One run of a task: pre-script, then (with `snapshot`) the ZFS snapshot — after the script, so
+//! that a script can dump a database into the dataset first — listing both sides, plan, execute,
+//! folders finished after their contents, the snapshot (and its clone) destroyed whatever
+//! happened, then the post-script on success. The local tree of a PULL applies the task's
+//! `ownership` rule. Imports `remote`, `scripts`, `zfs` and the engine's own parts.
 
 use super::{
     entry::{Entry, Kind},
@@ -11,11 +14,23 @@ use super::{
     progress::{Progress, human_bytes},
 };
 use crate::{
-    model::{Credential, CredentialAttrs, Direction, TaskConfig, TransferMode},
-    remote::{ListOptions, Listed, Remote, RootState, local::LocalFs},
+    model::{Credential, CredentialAttrs, Direction, Ownership, TaskConfig, TransferMode},
+    remote::{
+        ListOptions, Listed, Remote, RootState,
+        local::{LocalFs, Notes, Owners},
+    },
     scripts::{self, Phase},
+    zfs::{
+        Frozen, Zfs,
+        snapshot::{FreezeSpec, locate},
+    },
 };
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +51,8 @@ pub struct RunSpec {
     pub work_dir: PathBuf,
     /// The local time zone (bandwidth timetable).
     pub tz: jiff::tz::TimeZone,
+    /// The daemon's state folder: snapshots are tagged with it, clones are mounted below it.
+    pub state_dir: PathBuf,
 }
 
 /// How a run ended.
@@ -54,6 +71,17 @@ pub enum Outcome {
 /// # Errors
 /// The provider is not part of this build yet.
 pub fn remote_for(cred: &Credential, config: &TaskConfig, job: u64) -> Result<Arc<dyn Remote>, String> {
+    remote_with_notes(cred, config, job, Notes::default())
+}
+
+/// As [`remote_for`], reporting notes to `notes`. A LOCAL remote keeps each pushed file's owner,
+/// group, mode and ACLs on the copy itself (where its file system can hold them).
+fn remote_with_notes(
+    cred: &Credential,
+    config: &TaskConfig,
+    job: u64,
+    notes: Notes,
+) -> Result<Arc<dyn Remote>, String> {
     match &cred.attrs {
         CredentialAttrs::Local(a) => {
             let root = if config.attributes.folder.is_empty() {
@@ -61,7 +89,9 @@ pub fn remote_for(cred: &Credential, config: &TaskConfig, job: u64) -> Result<Ar
             } else {
                 PathBuf::from(&a.root).join(&config.attributes.folder)
             };
-            Ok(Arc::new(LocalFs::new(root, job, false)))
+            Ok(Arc::new(
+                LocalFs::new(root, job, false).with_owners(Owners::Preserve { strict: false }).with_notes(notes),
+            ))
         }
         _ => Err(format!("{} access is not part of this build yet", cred.provider())),
     }
@@ -108,29 +138,87 @@ impl Iterator for Feed {
     }
 }
 
+/// Things worth a line that are not errors (a disk that cannot hold owners, an ACL the
+/// destination cannot keep): the first of each kind is logged, the rest counted.
+struct NoteLog {
+    log: Arc<JobLog>,
+    seen: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl NoteLog {
+    fn sink(self: &Arc<Self>) -> Notes {
+        let me = self.clone();
+        Notes::new(move |kind, msg| {
+            let n = {
+                let mut seen = me.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let n = seen.entry(kind).or_insert(0);
+                *n += 1;
+                *n
+            };
+            if n == 1 {
+                me.log.line(&format!("NOTE {msg}"));
+            }
+        })
+    }
+
+    fn summary(&self) {
+        for (kind, n) in self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            if *n > 1 {
+                self.log.line(&format!("NOTE {} more like the first {kind} note above", n - 1));
+            }
+        }
+    }
+}
+
+/// The ownership rule of a PULL's local tree, and the job log line that says it.
+fn pull_owners(o: Ownership) -> (Owners, &'static str) {
+    match o {
+        Ownership::Inherit => (
+            Owners::Inherit,
+            "Ownership: inherit: new files and folders get the owner and group of the folder they land in, \
+             and its default ACL (or NFSv4 inheritable entries) from the file system",
+        ),
+        Ownership::Preserve => (
+            Owners::Preserve { strict: true },
+            "Ownership: preserve: owner, group, mode and ACLs from each object's metadata where it has them \
+             (set-id bits of files dropped), else as inherit",
+        ),
+        Ownership::Root => (
+            Owners::AsCreated,
+            "Ownership: root: new files and folders are owned by the daemon's user (root), as TrueNAS does",
+        ),
+    }
+}
+
 /// Runs one job to its end.
-#[allow(clippy::too_many_lines)] // the steps of a run, in order
 pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cancel: CancellationToken) -> Outcome {
     let c = &spec.config;
-    let remote = match remote_for(&spec.credential, c, spec.job) {
+    let notes = Arc::new(NoteLog { log: log.clone(), seen: Mutex::default() });
+    let remote = match remote_with_notes(&spec.credential, c, spec.job, notes.sink()) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
-    let local: Arc<dyn Remote> = Arc::new(LocalFs::new(&c.path, spec.job, c.follow_symlinks));
-    let (src, dst) = match c.direction {
-        Direction::Push => (local, remote),
-        Direction::Pull => (remote, local),
+    let (from, to) = match c.direction {
+        Direction::Push => (c.path.clone(), remote.describe()),
+        Direction::Pull => (remote.describe(), c.path.clone()),
     };
     log.line(&format!(
         "{} {}{}: {} -> {} (credential {:?}, {} transfers)",
         c.direction,
         c.transfer_mode,
         if spec.dry_run { " (dry run)" } else { "" },
-        esc(&src.describe()),
-        esc(&dst.describe()),
+        esc(&from),
+        esc(&to),
         spec.credential.name,
         c.transfers
     ));
+    let owners = if c.direction == Direction::Pull {
+        let (owners, line) = pull_owners(c.ownership);
+        log.line(line);
+        owners
+    } else {
+        Owners::AsCreated
+    };
 
     let env = script_env(&spec);
     let timeout = Duration::from_secs(u64::from(c.script_timeout));
@@ -144,6 +232,96 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
     }
 
+    // The snapshot comes after the pre-script, so that what the script wrote is in it.
+    let frozen = if c.snapshot && spec.dry_run {
+        log.line("Snapshot not taken: dry run (the live folder is listed)");
+        None
+    } else if c.snapshot {
+        match freeze(&spec, &log).await {
+            Ok(f) => Some(f),
+            Err(o) => return o,
+        }
+    } else {
+        None
+    };
+    let local_root = frozen.as_ref().map_or_else(|| PathBuf::from(&c.path), |f| f.read_root().to_path_buf());
+    let local: Arc<dyn Remote> = Arc::new(
+        LocalFs::new(local_root, spec.job, c.follow_symlinks && c.direction == Direction::Push)
+            .with_owners(owners)
+            .with_notes(notes.sink()),
+    );
+    let (src, dst) = match c.direction {
+        Direction::Push => (local, remote),
+        Direction::Pull => (remote, local),
+    };
+    let outcome = if cancel.is_cancelled() {
+        Outcome::Aborted
+    } else {
+        transfer(&spec, src, dst, &progress, &log, &cancel).await
+    };
+    notes.summary();
+    let outcome = match frozen {
+        Some(f) => {
+            let name = f.name().to_owned();
+            let note = |l: String| log.line(&l);
+            match f.destroy(&note).await {
+                Ok(()) => outcome,
+                Err(e) => {
+                    log.line(&format!(
+                        "ERROR could not destroy snapshot {name}: {e}; the daemon destroys it at its next start"
+                    ));
+                    match outcome {
+                        Outcome::Success => Outcome::Failed(format!(
+                            "the transfer succeeded, but snapshot {name} could not be destroyed: {e}"
+                        )),
+                        other => other,
+                    }
+                }
+            }
+        }
+        None => outcome,
+    };
+    if outcome != Outcome::Success {
+        return outcome;
+    }
+    if !c.post_script.is_empty() {
+        if spec.dry_run {
+            log.line("[Post-script] not run: dry run");
+        } else if let Err(e) =
+            scripts::run(Phase::Post, &c.post_script, &env, timeout, &cancel, &log, &spec.work_dir).await
+        {
+            return if cancel.is_cancelled() { Outcome::Aborted } else { Outcome::Failed(e.to_string()) };
+        }
+    }
+    log.line("Finished successfully");
+    Outcome::Success
+}
+
+/// Takes the snapshot of the task path's dataset; the job's error when that fails.
+async fn freeze(spec: &RunSpec, log: &Arc<JobLog>) -> Result<Frozen, Outcome> {
+    let failed = |e: &dyn std::fmt::Display| {
+        let msg = format!("snapshot: {e}; nothing was transferred");
+        log.line(&format!("FAILED: {msg}"));
+        Outcome::Failed(msg)
+    };
+    let zfs = Zfs::system().map_err(|e| failed(&e))?;
+    let loc = locate(&zfs, Path::new(&spec.config.path)).await.map_err(|e| failed(&e))?;
+    let fspec = FreezeSpec { task: spec.task, job: spec.job, state_dir: spec.state_dir.clone() };
+    let note = |l: String| log.line(&l);
+    Frozen::create(&zfs, &loc, &fspec, &note).await.map_err(|e| failed(&e))
+}
+
+/// Lists, plans and executes; finishes the folders the destination created.
+#[allow(clippy::too_many_lines)] // the steps of a transfer, in order
+async fn transfer(
+    spec: &RunSpec,
+    src: Arc<dyn Remote>,
+    dst: Arc<dyn Remote>,
+    progress: &Arc<Progress>,
+    log: &Arc<JobLog>,
+    cancel: &CancellationToken,
+) -> Outcome {
+    let c = &spec.config;
     match src.root_state().await {
         Ok(RootState::Present) => {}
         Ok(RootState::Missing) => {
@@ -213,7 +391,9 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
             }
         }
     });
+    let want_meta = c.direction == Direction::Push || c.ownership == Ownership::Preserve;
     let exec_opts = ExecOptions {
+        want_meta,
         mode,
         transfers: usize::try_from(c.transfers).unwrap_or(4),
         dry_run: spec.dry_run,
@@ -254,7 +434,35 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
     }
     report.errors.extend(listing_failed);
-    finish(&spec, report, &progress, &log, &cancel, &env, timeout).await
+    if !spec.dry_run && !report.aborted && !cancel.is_cancelled() {
+        finish_dirs(&*src, &*dst, want_meta, log, &mut report).await;
+    }
+    finish(spec, report, progress, log, cancel)
+}
+
+/// Folders the destination created, deepest first, after their contents: owner, mode, ACLs
+/// and mtime from the source's metadata as the destination's rule says.
+async fn finish_dirs(src: &dyn Remote, dst: &dyn Remote, want_meta: bool, log: &JobLog, report: &mut Report) {
+    let mut dirs = dst.created_dirs();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for d in dirs {
+        let meta = if want_meta {
+            match src.read_meta(&d).await {
+                Ok(m) => m,
+                Err(e) => {
+                    log.line(&format!("ERROR {e}"));
+                    report.errors.push(e.to_string());
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        if let Err(e) = dst.finish_dir(&d, meta.as_ref()).await {
+            log.line(&format!("ERROR {e}"));
+            report.errors.push(e.to_string());
+        }
+    }
 }
 
 /// The op stream the executor sees: the plan's ops, and — before the plan's end is passed on —
@@ -290,14 +498,14 @@ impl GatedOps {
     }
 }
 
-async fn finish(
+/// The summary line and the outcome of the transfer (the post-script comes later, after the
+/// snapshot is gone).
+fn finish(
     spec: &RunSpec,
     report: Report,
     progress: &Progress,
     log: &Arc<JobLog>,
     cancel: &CancellationToken,
-    env: &[(String, String)],
-    timeout: Duration,
 ) -> Outcome {
     let snap = progress.snapshot();
     log.line(&format!(
@@ -341,16 +549,5 @@ async fn finish(
         log.line(&format!("FAILED: {e}"));
         return Outcome::Failed(e);
     }
-    let c = &spec.config;
-    if !c.post_script.is_empty() {
-        if spec.dry_run {
-            log.line("[Post-script] not run: dry run");
-        } else if let Err(e) =
-            scripts::run(Phase::Post, &c.post_script, env, timeout, cancel, log, &spec.work_dir).await
-        {
-            return if cancel.is_cancelled() { Outcome::Aborted } else { Outcome::Failed(e.to_string()) };
-        }
-    }
-    log.line("Finished successfully");
     Outcome::Success
 }
