@@ -161,7 +161,8 @@ impl Env {
             std::fs::create_dir_all(fs.root.join(d)).unwrap();
         }
         let bus = Bus::start();
-        let daemon = Daemon::start(&bus, &fs.dir.path().join("state")).await;
+        // The unit's umask: it must not leak into restored files.
+        let daemon = Daemon::start_umask(&bus, &fs.dir.path().join("state"), "0077").await;
         let conn = bus.connect().await;
         manager(&conn)
             .await
@@ -277,6 +278,20 @@ async fn push_keeps_metadata_on_the_local_copy_and_restores_follow_each_ownershi
     for (k, s) in &src {
         let want_mode = if k == "prog" { s.2 & !0o4000 } else { s.2 };
         assert_eq!(got[k], (s.0, s.1, want_mode, s.3.clone(), s.4), "{k} restored with preserve");
+    }
+
+    // inherit into a folder without a default ACL: 0644 and 0755, not the daemon's umask 0077.
+    let plain = env.p("r-plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    chown(&plain, 1234, 1234);
+    rt.update(dict(vec![("ownership", v("inherit")), ("path", v(plain.to_str().unwrap()))])).await.unwrap();
+    let (s, e, log) = env.run(&restore).await;
+    assert_eq!(s, "SUCCESS", "{e}\n{log}");
+    let got = facts(&plain);
+    assert_eq!(got.len(), src.len());
+    for (k, g) in &got {
+        let want = if g.2 & 0o170_000 == 0o040_000 { 0o040_755 } else { 0o100_644 };
+        assert_eq!((g.0, g.1, g.2, g.3.as_str()), (1234, 1234, want, ""), "{k}");
     }
 
     // root: TrueNAS's behaviour, everything owned by root.

@@ -7,10 +7,15 @@
 //! Ownership of what it creates follows an [`Owners`] rule, applied with `fchown`/`fchmod`/
 //! `fsetxattr` on descriptors opened through those `O_NOFOLLOW` walks (a planted symlink is never
 //! followed): files before they are renamed into place, folders when they are made and — with
-//! `Preserve` — again after their contents ([`Remote::finish_dir`]). New files are created with
-//! mode 0666 and folders with 0777, so that the folder's default ACL (or, without one, the
-//! daemon's umask) decides the permissions, as it does for any program; we never narrow them at
-//! creation. Imports std, rustix, tokio and `engine::{entry, filter, names}`, `remote::meta`.
+//! `Preserve` — again after their contents ([`Remote::finish_dir`]).
+//!
+//! Create modes: new files are created 0666 and folders 0777, so that a default ACL of the folder
+//! they land in decides their permissions (the kernel applies it and ignores the umask); we never
+//! narrow them at creation, which would cut the inherited ACL's mask. In a folder without a
+//! default ACL they are then set to 0644 and 0755, whatever the daemon's own umask (0077 in the
+//! unit, for its private files); on a file system without POSIX ACLs (ZFS with NFSv4 ACLs) the
+//! mode is left to the file system's inheritance. Imports std, rustix, tokio and
+//! `engine::{entry, filter, names}`, `remote::meta`.
 
 use super::{
     ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload,
@@ -207,6 +212,7 @@ impl LocalFs {
             if made {
                 let path = parts[..=i].join("/");
                 self.created.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(path.clone());
+                fresh_mode(next.as_fd(), fd.as_fd(), true);
                 if self.owners != Owners::AsCreated {
                     self.inherit(next.as_fd(), fd.as_fd(), &path)?;
                 }
@@ -615,6 +621,15 @@ impl LocalFs {
     }
 }
 
+/// Permissions of a file or folder just created in `dir` with 0666/0777: 0644/0755 unless a
+/// default ACL of `dir` decided them (see the module docs). Best effort: a file system that
+/// refuses keeps what the kernel gave.
+fn fresh_mode(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, is_dir: bool) {
+    if rustix::fs::fgetxattr_query(dir, XATTR_ACL_DEFAULT) == Err(Errno::NODATA) {
+        let _ = rustix::fs::fchmod(fd, Mode::from_raw_mode(if is_dir { 0o755 } else { 0o644 }));
+    }
+}
+
 /// The value of xattr `name`, `None` when unset or unsupported by the file system.
 fn get_xattr(fd: BorrowedFd<'_>, name: &str, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
     let mut buf = vec![0u8; 512];
@@ -775,6 +790,7 @@ impl Remote for LocalFs {
                 Mode::from_raw_mode(0o666),
             )
             .map_err(|e| RemoteError::io(&p, to_io(e)))?;
+            fresh_mode(fd.as_fd(), dir.as_fd(), false);
             Ok((dir, tmp, name.to_owned(), fd))
         })
         .await?;

@@ -116,10 +116,28 @@ impl Daemon {
 
     /// Starts the daemon without waiting.
     pub fn spawn(bus: &Bus, state_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn_umask(bus, state_dir, env, None)
+    }
+
+    /// Starts the daemon with umask `umask` (e.g. the unit's "0077"), and waits for its name.
+    pub async fn start_umask(bus: &Bus, state_dir: &Path, umask: &str) -> Self {
+        let d = Self::spawn_umask(bus, state_dir, &[], Some(umask));
+        d.wait_owned(bus).await;
+        d
+    }
+
+    fn spawn_umask(bus: &Bus, state_dir: &Path, env: &[(&str, &str)], umask: Option<&str>) -> Self {
         std::fs::create_dir_all(state_dir).unwrap();
         let stderr_path = state_dir.with_extension(format!("stderr.{}", rand_suffix()));
         let err = std::fs::File::create(&stderr_path).unwrap();
-        let mut cmd = Command::new(bin());
+        let mut cmd = match umask {
+            None => Command::new(bin()),
+            Some(m) => {
+                let mut c = Command::new("/bin/sh");
+                c.args(["-c", &format!("umask {m} && exec \"$0\" \"$@\""), bin()]);
+                c
+            }
+        };
         cmd.args(["--address", &bus.address, "--state-dir"]).arg(state_dir).stderr(err).stdout(Stdio::null());
         cmd.env("CLOUDSYNCD_LOG", "trace").env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC");
         for (k, v) in env {
