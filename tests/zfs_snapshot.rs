@@ -14,11 +14,13 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 #[allow(dead_code)] // bus, daemon and folders stay alive for the test
 struct Env {
+    // Dropped in this order: the daemon dies, then the pool goes (unmounting any clone left in
+    // the state folder), then the folders.
     bus: Bus,
     daemon: Daemon,
     conn: zbus::Connection,
-    dir: tempfile::TempDir,
     pool: Pool,
+    dir: tempfile::TempDir,
     data: PathBuf,
 }
 
@@ -36,7 +38,7 @@ impl Env {
             .create_credential("usb", "LOCAL", dict(vec![("root", v(dir.path().join("remote").to_str().unwrap()))]))
             .await
             .unwrap();
-        Self { bus, daemon, conn, dir, pool, data }
+        Self { bus, daemon, conn, pool, dir, data }
     }
 
     fn remote(&self) -> PathBuf {
@@ -268,6 +270,24 @@ async fn nested_datasets_and_paths_off_zfs_are_refused_with_a_reason() {
     assert_eq!(s, "SUCCESS", "{e}\n{}", job_log(&env.conn, &j).await);
     assert_eq!(std::fs::read(env.remote().join("d.txt")).unwrap(), b"d");
     env.assert_clean("after a push of a sub-folder");
+
+    // RunOnce names its snapshot "onetime", as TrueNAS does.
+    let once = ManagerRunProxy::new(&env.conn).await.unwrap();
+    let cfg = vec![
+        ("path", v(env.data.join("docs").to_str().unwrap())),
+        ("credentials", v(1u64)),
+        ("direction", v("PUSH")),
+        ("transfer_mode", v("COPY")),
+        ("snapshot", v(true)),
+        ("attributes", map(&[("folder", v("once"))])),
+    ];
+    let j = once.run_once(dict(cfg), dict(vec![])).await.unwrap();
+    let (s, e) = wait_job(&env.conn, &j, Duration::from_secs(60)).await;
+    let log = job_log(&env.conn, &j).await;
+    assert_eq!(s, "SUCCESS", "{e}\n{log}");
+    assert!(log.contains(&format!("Snapshot {}/data@cloud_sync-onetime-", env.pool.name)), "{log}");
+    assert_eq!(std::fs::read(env.dir.path().join("remote/once/d.txt")).unwrap(), b"d");
+    env.assert_clean("after a RunOnce");
 
     // A path that is not on ZFS at all.
     let plain = env.dir.path().join("plain");

@@ -322,8 +322,15 @@ impl LocalFs {
             // Set-user-id and set-group-id bits on files never come back from a remote: whoever
             // can write the bucket could otherwise plant a set-uid-root program.
             let keep = if is_dir { 0o3777 } else { 0o777 };
-            if let Err(e) = rustix::fs::fchmod(fd, Mode::from_raw_mode(perm & keep)) {
-                fail("mode", e)?;
+            match rustix::fs::fchmod(fd, Mode::from_raw_mode(perm & keep)) {
+                Ok(()) => {}
+                // A sandbox that forbids set-id bits (systemd's RestrictSUIDSGID): the rest of
+                // the mode is kept, and the job log says so.
+                Err(Errno::PERM) if perm & keep & 0o6000 != 0 => {
+                    rustix::fs::fchmod(fd, Mode::from_raw_mode(perm & 0o1777)).or_else(|e| fail("mode", e))?;
+                    self.notes.note("setid", format!("the set-group-id bit of {shown} was refused and not restored"));
+                }
+                Err(e) => fail("mode", e)?,
             }
         }
         // With a mode in the metadata the ACLs are exact: an ACL inherited from the destination
