@@ -488,6 +488,14 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let _ = Command::new("zpool").args(["destroy", "-f", &self.name]).output();
+        // zfs-fuse refuses while a file system of the pool is briefly busy; try a few times.
+        for _ in 0..20 {
+            match Command::new("zpool").args(["destroy", "-f", &self.name]).output() {
+                Ok(o) if o.status.success() => return,
+                Ok(o) => eprintln!("zpool destroy {}: {}", self.name, String::from_utf8_lossy(&o.stderr).trim()),
+                Err(e) => eprintln!("zpool destroy {}: {e}", self.name),
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 }
