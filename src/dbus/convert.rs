@@ -6,9 +6,6 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use std::{collections::HashMap, fmt};
 use zbus::zvariant::{self, OwnedValue, Signature, Type};
 
-/// The most entries one dictionary argument may hold (nested ones included).
-const MAX_ENTRIES: usize = 4096;
-
 /// An `a{sv}` method argument, in the order sent, duplicates kept.
 #[derive(Debug, Default)]
 pub struct ArgDict(pub Vec<(String, OwnedValue)>);
@@ -27,10 +24,9 @@ impl<'de> Deserialize<'de> for ArgDict {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<ArgDict, A::Error> {
                 let mut out = Vec::new();
+                // No cap here: the bus bounds the message size, and validation refuses unknown
+                // keys by name (an InvalidArgument, not a transport error).
                 while let Some((k, v)) = m.next_entry::<String, OwnedValue>()? {
-                    if out.len() >= MAX_ENTRIES {
-                        return Err(serde::de::Error::custom("too many entries"));
-                    }
                     out.push((k, v));
                 }
                 Ok(ArgDict(out))
@@ -63,7 +59,6 @@ impl ArgDict {
 #[must_use]
 pub fn from_zvalue(v: &zvariant::Value<'_>) -> Value {
     match v {
-        zvariant::Value::Value(inner) => from_zvalue(inner),
         zvariant::Value::Bool(b) => Value::Bool(*b),
         zvariant::Value::U32(n) => Value::U32(*n),
         zvariant::Value::U64(n) => Value::U64(*n),
@@ -79,7 +74,14 @@ pub fn from_zvalue(v: &zvariant::Value<'_>) -> Value {
         zvariant::Value::Dict(d) if d.signature().to_string() == "a{sv}" => Value::Map(
             d.iter()
                 .filter_map(|(k, v)| match k {
-                    zvariant::Value::Str(k) => Some((k.to_string(), from_zvalue(v))),
+                    // The values of an a{sv} come wrapped in their variant.
+                    zvariant::Value::Str(k) => Some((
+                        k.to_string(),
+                        from_zvalue(match v {
+                            zvariant::Value::Value(inner) => inner,
+                            other => other,
+                        }),
+                    )),
                     _ => None,
                 })
                 .collect(),

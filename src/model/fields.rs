@@ -31,6 +31,13 @@ impl std::error::Error for ValidationError {}
 /// Result of a validation step.
 pub type VResult<T> = Result<T, ValidationError>;
 
+/// The longest string value (a path's worth).
+pub const MAX_STRING: usize = 4096;
+/// The longest script.
+pub const MAX_SCRIPT: usize = 1 << 20;
+/// The most items of a list value.
+pub const MAX_LIST: usize = 1000;
+
 /// Reads keys out of a dictionary one by one; `finish` refuses whatever was not read.
 pub(crate) struct Reader {
     prefix: String,
@@ -75,6 +82,14 @@ impl Reader {
         if s.contains('\0') {
             return Err(ValidationError::new(self.name(key), "must not contain a NUL character"));
         }
+        // Scripts may be long; nothing else needs more than a path's worth.
+        let max = if key.ends_with("_script") { MAX_SCRIPT } else { MAX_STRING };
+        if s.len() > max {
+            return Err(ValidationError::new(
+                self.name(key),
+                format!("is too long ({} bytes, at most {max})", s.len()),
+            ));
+        }
         Ok(Some(s))
     }
 
@@ -102,6 +117,15 @@ impl Reader {
     pub(crate) fn strs(&mut self, key: &str) -> VResult<Option<Vec<String>>> {
         let v = self.take(key, "as")?;
         let Some(Value::StrList(l)) = v else { return Ok(None) };
+        if l.len() > MAX_LIST {
+            return Err(ValidationError::new(self.name(key), format!("has {} items, at most {MAX_LIST}", l.len())));
+        }
+        if let Some((i, s)) = l.iter().enumerate().find(|(_, s)| s.len() > MAX_STRING) {
+            return Err(ValidationError::new(
+                format!("{}.{i}", self.name(key)),
+                format!("is too long ({} bytes)", s.len()),
+            ));
+        }
         if l.iter().any(|s| s.contains('\0')) {
             return Err(ValidationError::new(self.name(key), "must not contain a NUL character"));
         }

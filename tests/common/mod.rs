@@ -200,6 +200,7 @@ fn rand_suffix() -> String {
 pub trait Manager {
     fn create_credential(&self, name: &str, provider: &str, attributes: ArgDict) -> zbus::Result<OwnedObjectPath>;
     fn create_task(&self, config: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    fn run_once(&self, config: ArgDict, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
     #[zbus(property)]
     fn providers(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property)]
@@ -228,6 +229,8 @@ pub trait Task {
     fn update(&self, changes: ArgDict) -> zbus::Result<()>;
     fn delete(&self) -> zbus::Result<()>;
     fn restore(&self, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    fn run(&self, options: ArgDict) -> zbus::Result<OwnedObjectPath>;
+    fn abort(&self) -> zbus::Result<bool>;
     #[zbus(property)]
     fn id(&self) -> zbus::Result<u64>;
     #[zbus(property)]
@@ -240,28 +243,29 @@ pub trait Task {
     fn next_run(&self) -> zbus::Result<u64>;
 }
 
+/// A proxy that reads properties from the daemon every time (no cache to go stale).
+macro_rules! uncached {
+    ($proxy:ident, $conn:expr, $path:expr) => {
+        $proxy::builder($conn)
+            .path($path.clone())
+            .unwrap()
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .unwrap()
+    };
+}
+
 pub async fn manager(conn: &zbus::Connection) -> ManagerProxy<'static> {
-    ManagerProxy::builder(conn).cache_properties(zbus::proxy::CacheProperties::No).build().await.unwrap()
+    uncached!(ManagerProxy, conn, OwnedObjectPath::try_from(ROOT).unwrap())
 }
 
 pub async fn credential(conn: &zbus::Connection, path: &OwnedObjectPath) -> CredentialProxy<'static> {
-    CredentialProxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
+    uncached!(CredentialProxy, conn, path)
 }
 
 pub async fn task(conn: &zbus::Connection, path: &OwnedObjectPath) -> TaskProxy<'static> {
-    TaskProxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
+    uncached!(TaskProxy, conn, path)
 }
 
 /// The D-Bus error name of a failed call (`InvalidArgument`, …) and its message.
@@ -370,17 +374,12 @@ pub trait ManagerRun {
 }
 
 pub async fn job(conn: &zbus::Connection, path: &OwnedObjectPath) -> JobProxy<'static> {
-    JobProxy::builder(conn)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
+    uncached!(JobProxy, conn, path)
 }
 
-pub async fn task_run(conn: &zbus::Connection, path: &OwnedObjectPath) -> TaskRunProxy<'static> {
-    TaskRunProxy::builder(conn).path(path.clone()).unwrap().build().await.unwrap()
+/// The task proxy, named for the tests that run jobs.
+pub async fn task_run(conn: &zbus::Connection, path: &OwnedObjectPath) -> TaskProxy<'static> {
+    task(conn, path).await
 }
 
 /// Waits until the job has ended; returns its state and error.
