@@ -1,7 +1,11 @@
-//! One run of a task: pre-script, listing both sides, plan, execute, post-script, summary.
-//! Snapshot and ownership steps plug in here in their own issues. With `encryption`, the remote
-//! side is wrapped in [`CryptRemote`] (keys derived once per job, off the async threads), and
-//! with `filename_encryption` a PUSH first checks every source name's encrypted length.
+//! One run of a task: pre-script, then (with `snapshot`) the ZFS snapshot — after the script, so
+//! that a script can dump a database into the dataset first — listing both sides, plan, execute,
+//! folders finished after their contents, the snapshot (and its clone) destroyed whatever
+//! happened, then the post-script on success. The local tree of a PULL applies the task's
+//! `ownership` rule. With `encryption`, the remote side is wrapped in [`CryptRemote`] (keys
+//! derived once per job, off the async threads), and with `filename_encryption` a PUSH first
+//! checks every source name's encrypted length. Imports `remote`, `crypt`, `scripts`, `zfs` and
+//! the engine's own parts.
 
 use super::{
     entry::{Entry, Kind},
@@ -14,15 +18,24 @@ use super::{
 };
 use crate::{
     crypt::Cipher,
-    model::{Credential, CredentialAttrs, Direction, TaskConfig, TransferMode},
+    model::{Credential, CredentialAttrs, Direction, Ownership, TaskConfig, TransferMode},
     remote::{
         ListOptions, Listed, Remote, RootState,
         crypt::{CryptRemote, derive_cipher},
-        local::LocalFs,
+        local::{LocalFs, Notes, Owners},
     },
     scripts::{self, Phase},
+    zfs::{
+        Frozen, Zfs,
+        snapshot::{FreezeSpec, locate},
+    },
 };
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +56,8 @@ pub struct RunSpec {
     pub work_dir: PathBuf,
     /// The local time zone (bandwidth timetable).
     pub tz: jiff::tz::TimeZone,
+    /// The daemon's state folder: snapshots are tagged with it, clones are mounted below it.
+    pub state_dir: PathBuf,
 }
 
 /// How a run ended.
@@ -61,20 +76,29 @@ pub enum Outcome {
 /// # Errors
 /// The provider is not part of this build yet.
 pub fn remote_for(cred: &Credential, config: &TaskConfig, job: u64) -> Result<Arc<dyn Remote>, String> {
-    remote_at(cred, &config.attributes.bucket, &config.attributes.folder, job)
+    remote_at(cred, &config.attributes.bucket, &config.attributes.folder, job, Notes::default())
 }
 
 /// The tree at `bucket`/`folder` of a credential's storage (LOCAL has no bucket); `job` names the
-/// temporary files written there.
+/// temporary files written there; notes go to `notes`. A LOCAL remote keeps each pushed file's
+/// owner, group, mode and ACLs on the copy itself (where its file system can hold them).
 ///
 /// # Errors
 /// The provider is not part of this build yet.
-pub fn remote_at(cred: &Credential, bucket: &str, folder: &str, job: u64) -> Result<Arc<dyn Remote>, String> {
+pub fn remote_at(
+    cred: &Credential,
+    bucket: &str,
+    folder: &str,
+    job: u64,
+    notes: Notes,
+) -> Result<Arc<dyn Remote>, String> {
     let _ = bucket;
     match &cred.attrs {
         CredentialAttrs::Local(a) => {
             let root = if folder.is_empty() { PathBuf::from(&a.root) } else { PathBuf::from(&a.root).join(folder) };
-            Ok(Arc::new(LocalFs::new(root, job, false)))
+            Ok(Arc::new(
+                LocalFs::new(root, job, false).with_owners(Owners::Preserve { strict: false }).with_notes(notes),
+            ))
         }
         _ => Err(format!("{} access is not part of this build yet", cred.provider())),
     }
@@ -102,7 +126,7 @@ pub async fn browse_encrypted(
     folder: &str,
     keys: Decrypting<'_>,
 ) -> Result<Vec<crate::remote::crypt::Browsed>, String> {
-    let inner = remote_at(cred, bucket, folder, 0)?;
+    let inner = remote_at(cred, bucket, folder, 0, Notes::default())?;
     let cipher = derive_cipher(keys.password.expose(), keys.salt.expose(), keys.filename_encryption).await?;
     CryptRemote::new(inner, cipher).browse().await.map_err(|e| format!("cannot list {e}"))
 }
@@ -177,11 +201,63 @@ impl Iterator for Feed {
     }
 }
 
+/// Things worth a line that are not errors (a disk that cannot hold owners, an ACL the
+/// destination cannot keep): the first of each kind is logged, the rest counted.
+struct NoteLog {
+    log: Arc<JobLog>,
+    seen: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl NoteLog {
+    fn sink(self: &Arc<Self>) -> Notes {
+        let me = self.clone();
+        Notes::new(move |kind, msg| {
+            let n = {
+                let mut seen = me.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let n = seen.entry(kind).or_insert(0);
+                *n += 1;
+                *n
+            };
+            if n == 1 {
+                me.log.line(&format!("NOTE {msg}"));
+            }
+        })
+    }
+
+    fn summary(&self) {
+        for (kind, n) in self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            if *n > 1 {
+                self.log.line(&format!("NOTE {} more like the first {kind} note above", n - 1));
+            }
+        }
+    }
+}
+
+/// The ownership rule of a PULL's local tree, and the job log line that says it.
+fn pull_owners(o: Ownership) -> (Owners, &'static str) {
+    match o {
+        Ownership::Inherit => (
+            Owners::Inherit,
+            "Ownership: inherit: new files and folders get the owner and group of the folder they land in, \
+             and its default ACL (or NFSv4 inheritable entries) from the file system",
+        ),
+        Ownership::Preserve => (
+            Owners::Preserve { strict: true },
+            "Ownership: preserve: owner, group, mode and ACLs from each object's metadata where it has them \
+             (set-id bits of files dropped), else as inherit",
+        ),
+        Ownership::Root => (
+            Owners::AsCreated,
+            "Ownership: root: new files and folders are owned by the daemon's user (root), as TrueNAS does",
+        ),
+    }
+}
+
 /// Runs one job to its end.
-#[allow(clippy::too_many_lines)] // the steps of a run, in order
 pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cancel: CancellationToken) -> Outcome {
     let c = &spec.config;
-    let remote = match remote_for(&spec.credential, c, spec.job) {
+    let notes = Arc::new(NoteLog { log: log.clone(), seen: Mutex::default() });
+    let remote = match remote_at(&spec.credential, &c.attributes.bucket, &c.attributes.folder, spec.job, notes.sink()) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
@@ -199,18 +275,17 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         Some(crypt) => crypt.clone(),
         None => remote,
     };
-    let local: Arc<dyn Remote> = Arc::new(LocalFs::new(&c.path, spec.job, c.follow_symlinks));
-    let (src, dst) = match c.direction {
-        Direction::Push => (local, remote),
-        Direction::Pull => (remote, local),
+    let (from, to) = match c.direction {
+        Direction::Push => (c.path.clone(), remote.describe()),
+        Direction::Pull => (remote.describe(), c.path.clone()),
     };
     log.line(&format!(
         "{} {}{}: {} -> {} (credential {:?}, {} transfers{})",
         c.direction,
         c.transfer_mode,
         if spec.dry_run { " (dry run)" } else { "" },
-        esc(&src.describe()),
-        esc(&dst.describe()),
+        esc(&from),
+        esc(&to),
         spec.credential.name,
         c.transfers,
         match (c.encryption, c.filename_encryption) {
@@ -219,6 +294,13 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
             (true, false) => ", encrypted, file names not encrypted",
         }
     ));
+    let owners = if c.direction == Direction::Pull {
+        let (owners, line) = pull_owners(c.ownership);
+        log.line(line);
+        owners
+    } else {
+        Owners::AsCreated
+    };
 
     let env = script_env(&spec);
     let timeout = Duration::from_secs(u64::from(c.script_timeout));
@@ -232,6 +314,97 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
     }
 
+    // The snapshot comes after the pre-script, so that what the script wrote is in it.
+    let frozen = if c.snapshot && spec.dry_run {
+        log.line("Snapshot not taken: dry run (the live folder is listed)");
+        None
+    } else if c.snapshot {
+        match freeze(&spec, &log).await {
+            Ok(f) => Some(f),
+            Err(o) => return o,
+        }
+    } else {
+        None
+    };
+    let local_root = frozen.as_ref().map_or_else(|| PathBuf::from(&c.path), |f| f.read_root().to_path_buf());
+    let local: Arc<dyn Remote> = Arc::new(
+        LocalFs::new(local_root, spec.job, c.follow_symlinks && c.direction == Direction::Push)
+            .with_owners(owners)
+            .with_notes(notes.sink()),
+    );
+    let (src, dst) = match c.direction {
+        Direction::Push => (local, remote),
+        Direction::Pull => (remote, local),
+    };
+    let outcome = if cancel.is_cancelled() {
+        Outcome::Aborted
+    } else {
+        transfer(&spec, src, dst, crypt.as_deref(), &progress, &log, &cancel).await
+    };
+    notes.summary();
+    let outcome = match frozen {
+        Some(f) => {
+            let name = f.name().to_owned();
+            let note = |l: String| log.line(&l);
+            match f.destroy(&note).await {
+                Ok(()) => outcome,
+                Err(e) => {
+                    log.line(&format!(
+                        "ERROR could not destroy snapshot {name}: {e}; the daemon destroys it at its next start"
+                    ));
+                    match outcome {
+                        Outcome::Success => Outcome::Failed(format!(
+                            "the transfer succeeded, but snapshot {name} could not be destroyed: {e}"
+                        )),
+                        other => other,
+                    }
+                }
+            }
+        }
+        None => outcome,
+    };
+    if outcome != Outcome::Success {
+        return outcome;
+    }
+    if !c.post_script.is_empty() {
+        if spec.dry_run {
+            log.line("[Post-script] not run: dry run");
+        } else if let Err(e) =
+            scripts::run(Phase::Post, &c.post_script, &env, timeout, &cancel, &log, &spec.work_dir).await
+        {
+            return if cancel.is_cancelled() { Outcome::Aborted } else { Outcome::Failed(e.to_string()) };
+        }
+    }
+    log.line("Finished successfully");
+    Outcome::Success
+}
+
+/// Takes the snapshot of the task path's dataset; the job's error when that fails.
+async fn freeze(spec: &RunSpec, log: &Arc<JobLog>) -> Result<Frozen, Outcome> {
+    let failed = |e: &dyn std::fmt::Display| {
+        let msg = format!("snapshot: {e}; nothing was transferred");
+        log.line(&format!("FAILED: {msg}"));
+        Outcome::Failed(msg)
+    };
+    let zfs = Zfs::system().map_err(|e| failed(&e))?;
+    let loc = locate(&zfs, Path::new(&spec.config.path)).await.map_err(|e| failed(&e))?;
+    let fspec = FreezeSpec { task: spec.task, job: spec.job, state_dir: spec.state_dir.clone() };
+    let note = |l: String| log.line(&l);
+    Frozen::create(&zfs, &loc, &fspec, &note).await.map_err(|e| failed(&e))
+}
+
+/// Lists, plans and executes; finishes the folders the destination created.
+#[allow(clippy::too_many_lines)] // the steps of a transfer, in order
+async fn transfer(
+    spec: &RunSpec,
+    src: Arc<dyn Remote>,
+    dst: Arc<dyn Remote>,
+    crypt: Option<&CryptRemote>,
+    progress: &Arc<Progress>,
+    log: &Arc<JobLog>,
+    cancel: &CancellationToken,
+) -> Outcome {
+    let c = &spec.config;
     match src.root_state().await {
         Ok(RootState::Present) => {}
         Ok(RootState::Missing) => {
@@ -245,7 +418,7 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         Err(e) => return Outcome::Failed(format!("filter: {e}")),
     };
     let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks };
-    if let Some(crypt) = crypt.as_ref().filter(|_| c.filename_encryption && c.direction == Direction::Push) {
+    if let Some(crypt) = crypt.filter(|_| c.filename_encryption && c.direction == Direction::Push) {
         // rclone fails such names one by one mid-run; we refuse the job before any transfer.
         let (shown, count) = long_names(&src, &opts, crypt.cipher()).await;
         if count > 0 {
@@ -267,7 +440,7 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         Ok(s) => s == RootState::Missing,
         Err(e) => return Outcome::Failed(format!("cannot use the destination: {e}")),
     };
-    if let Some(crypt) = crypt.as_ref().filter(|_| c.direction == Direction::Push && !dst_missing)
+    if let Some(crypt) = crypt.filter(|_| c.direction == Direction::Push && !dst_missing)
         && let Err(why) = crypt.check_keys().await
     {
         let e = format!(
@@ -329,7 +502,9 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
             }
         }
     });
+    let want_meta = c.direction == Direction::Push || c.ownership == Ownership::Preserve;
     let exec_opts = ExecOptions {
+        want_meta,
         mode,
         transfers: usize::try_from(c.transfers).unwrap_or(4),
         dry_run: spec.dry_run,
@@ -370,7 +545,35 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
     }
     report.errors.extend(listing_failed);
-    finish(&spec, report, &progress, &log, &cancel, &env, timeout).await
+    if !spec.dry_run && !report.aborted && !cancel.is_cancelled() {
+        finish_dirs(&*src, &*dst, want_meta, log, &mut report).await;
+    }
+    finish(spec, report, progress, log, cancel)
+}
+
+/// Folders the destination created, deepest first, after their contents: owner, mode, ACLs
+/// and mtime from the source's metadata as the destination's rule says.
+async fn finish_dirs(src: &dyn Remote, dst: &dyn Remote, want_meta: bool, log: &JobLog, report: &mut Report) {
+    let mut dirs = dst.created_dirs();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for d in dirs {
+        let meta = if want_meta {
+            match src.read_meta(&d).await {
+                Ok(m) => m,
+                Err(e) => {
+                    log.line(&format!("ERROR {e}"));
+                    report.errors.push(e.to_string());
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        if let Err(e) = dst.finish_dir(&d, meta.as_ref()).await {
+            log.line(&format!("ERROR {e}"));
+            report.errors.push(e.to_string());
+        }
+    }
 }
 
 /// The op stream the executor sees: the plan's ops, and — before the plan's end is passed on —
@@ -406,14 +609,14 @@ impl GatedOps {
     }
 }
 
-async fn finish(
+/// The summary line and the outcome of the transfer (the post-script comes later, after the
+/// snapshot is gone).
+fn finish(
     spec: &RunSpec,
     report: Report,
     progress: &Progress,
     log: &Arc<JobLog>,
     cancel: &CancellationToken,
-    env: &[(String, String)],
-    timeout: Duration,
 ) -> Outcome {
     let snap = progress.snapshot();
     log.line(&format!(
@@ -457,16 +660,5 @@ async fn finish(
         log.line(&format!("FAILED: {e}"));
         return Outcome::Failed(e);
     }
-    let c = &spec.config;
-    if !c.post_script.is_empty() {
-        if spec.dry_run {
-            log.line("[Post-script] not run: dry run");
-        } else if let Err(e) =
-            scripts::run(Phase::Post, &c.post_script, env, timeout, cancel, log, &spec.work_dir).await
-        {
-            return if cancel.is_cancelled() { Outcome::Aborted } else { Outcome::Failed(e.to_string()) };
-        }
-    }
-    log.line("Finished successfully");
     Outcome::Success
 }

@@ -137,6 +137,9 @@ pub struct Dirs {
     pub log_dir: PathBuf,
     /// A private folder for script files.
     pub work_dir: PathBuf,
+    /// The state folder (absolute): our ZFS snapshots are tagged with it and clones are
+    /// mounted below it.
+    pub state_dir: PathBuf,
 }
 
 /// The service: state, persistence, jobs and the local time zone for schedules.
@@ -147,6 +150,9 @@ pub struct Service {
     tz: jiff::tz::TimeZone,
     log_dir: PathBuf,
     work_dir: PathBuf,
+    state_dir: PathBuf,
+    /// The first job id of this daemon run: ZFS leftovers of lower ids are swept at start.
+    first_job: u64,
     live: Mutex<HashMap<u64, jobs::Live>>,
     events: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
     interrupted: Mutex<Vec<u64>>,
@@ -179,12 +185,15 @@ impl Service {
         if !interrupted.is_empty() || state.jobs.values().any(|j| j.error == crate::model::job::INTERRUPTED) {
             store.save(&state)?;
         }
+        let first_job = state.next.job;
         Ok(Self {
             store,
             state: Mutex::new(state),
             tz,
             log_dir: dirs.log_dir,
             work_dir: dirs.work_dir,
+            state_dir: dirs.state_dir,
+            first_job,
             live: Mutex::new(HashMap::new()),
             events,
             interrupted: Mutex::new(interrupted),
@@ -196,6 +205,7 @@ impl Service {
     pub fn start_background(self: &Arc<Self>) {
         let tasks = std::mem::take(&mut *self.interrupted.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         self.sweep_after_restart(tasks);
+        self.sweep_zfs_leftovers();
         self.spawn_scheduler();
     }
 
