@@ -49,7 +49,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let store = Store::open(&opts.state_dir)?;
     std::fs::create_dir_all(&opts.log_dir).map_err(|e| DaemonError::Io(opts.log_dir.display().to_string(), e))?;
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let dirs = crate::service::Dirs { log_dir: opts.log_dir.clone(), work_dir: opts.state_dir.join("run") };
+    let state_dir = std::fs::canonicalize(&opts.state_dir).unwrap_or_else(|_| opts.state_dir.clone());
+    let dirs = crate::service::Dirs { log_dir: opts.log_dir.clone(), work_dir: state_dir.join("run"), state_dir };
     let svc = Arc::new(Service::new(store, jiff::tz::TimeZone::system(), dirs, Some(events_tx))?);
     let (creds, tasks) = svc.counts();
     tracing::info!(state_dir = %opts.state_dir.display(), creds, tasks, "state loaded");

@@ -2,8 +2,9 @@
 //!
 //! Layering (an arrow means "may import"; nothing imports upward):
 //! - pure leaves, no IO and no async: [`model`], [`schedule`], [`s3sig`], [`crypt`];
+//! - [`zfs`] → std, tokio, jiff (the one wrapper around the `zfs` command);
 //! - [`store`] → model;
-//! - [`remote`] → engine::{entry, filter}, s3sig, model (providers LOCAL and S3; S3 on hyper + rustls);
+//! - [`remote`] → engine entries and names, s3sig, model (the S3 provider on hyper + rustls); [`engine`] → remote, scripts, zfs;
 //! - [`service`] → model, store, schedule;
 //! - [`dbus`] → service, model (only `dbus` and `daemon` import zbus);
 //! - [`daemon`] → everything; `main.rs` → daemon.
@@ -20,3 +21,4 @@ pub mod scripts;
 pub mod service;
 pub mod store;
 pub mod systemd;
+pub mod zfs;

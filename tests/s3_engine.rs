@@ -13,7 +13,7 @@ use std::{
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{GetOptions, ListRequest, ObjectIdentifier, PutOptions, S3Client};
 use common::{Bus, Daemon, dict, job, job_log, manager, map, task, task_run, v, wait_job};
-use common_s3::{ACCESS_KEY, Proxy, SECRET_KEY, Server, client, random_bytes, rclone, read_all};
+use common_s3::{ACCESS_KEY, Proxy, SECRET_KEY, Server, client, random_bytes, rclone, rclone_with, read_all};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 type Tree = BTreeMap<String, (Vec<u8>, i128)>;
@@ -289,4 +289,50 @@ async fn push_and_pull_through_resets_and_slowdowns() {
     let (resets, slowdowns, _) = stats.get();
     let truncated = stats.truncated.load(std::sync::atomic::Ordering::SeqCst);
     assert!(resets >= 5 && slowdowns >= 2 && truncated >= 1, "faults injected: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_push_to_s3_passes_rclone_cryptcheck_and_pulls_back() {
+    const PW: &str = "correct horse battery staple";
+    let env = Env::start().await;
+    let tree = sample();
+    write_tree(&env.data(), &tree);
+    let crypt = |names: bool| {
+        vec![
+            ("encryption", v(true)),
+            ("filename_encryption", v(names)),
+            ("encryption_password", v(PW)),
+            ("encryption_salt", v("")),
+        ]
+    };
+    let mut extra = crypt(true);
+    extra.push(("direction", v("PUSH")));
+    let t = env.task("enc", extra).await;
+    let (j, state, err) = env.run(&t).await;
+    assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
+    let stored = env.bucket_tree("enc").await;
+    assert_eq!(stored.len(), tree.len());
+    assert!(stored.keys().all(|k| !tree.contains_key(k)), "names are encrypted: {:?}", stored.keys());
+
+    let obscured = std::process::Command::new("rclone").args(["obscure", PW]).output().unwrap();
+    let obscured = String::from_utf8(obscured.stdout).unwrap();
+    let crypt_env = [
+        ("RCLONE_CONFIG_C_TYPE", "crypt"),
+        ("RCLONE_CONFIG_C_REMOTE", "s:bkt/enc"),
+        ("RCLONE_CONFIG_C_PASSWORD", obscured.trim()),
+        ("RCLONE_CONFIG_C_FILENAME_ENCRYPTION", "standard"),
+    ];
+    let data = env.data();
+    let out = rclone_with(&env.srv.endpoint(), &crypt_env, &["cryptcheck", data.to_str().unwrap(), "C:"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains(" 0 differences found"), "rclone cryptcheck: {log}");
+
+    let _ = std::fs::remove_dir_all(env.data());
+    std::fs::create_dir_all(env.data()).unwrap();
+    let mut extra = crypt(true);
+    extra.push(("direction", v("PULL")));
+    let t = env.task("enc", extra).await;
+    let (j, state, err) = env.run(&t).await;
+    assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
+    assert!(local_tree(&env.data()) == tree, "decrypted back byte for byte with mtimes");
 }

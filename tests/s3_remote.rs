@@ -206,3 +206,32 @@ async fn ten_thousand_and_one_objects_list_completely() {
         assert_eq!(l, &Listed::Entry(Entry::file(path.as_str(), 1, Mtime(*mtime))));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_mode_and_acl_travel_as_rclone_metadata() {
+    use cloudsyncd::remote::{Meta, meta::PosixAcl};
+    let srv = Server::s3s_fs();
+    let c = client(&srv.endpoint());
+    c.create_bucket("bkt").await.unwrap();
+    let r = remote(&c, "m");
+    let meta = Meta {
+        uid: Some(1000),
+        gid: Some(100),
+        mode: Some(0o100_640),
+        acl_access: Some(PosixAcl::from_text("u::rw-,u:4321:rwx,g::r--,m::rwx,o::---").unwrap()),
+        nfs4_acl: Some(vec![0xab; 1500]), // 3000 hex digits: over S3's 2 KiB, left out
+        ..Meta::default()
+    };
+    let mut up = r.create("f.txt", 3, Mtime(1_700_000_000_000_000_001)).await.unwrap();
+    up.set_meta(&meta);
+    up.write(b"abc").await.unwrap();
+    up.finish().await.unwrap();
+    let head = c.head_object("bkt", "m/f.txt").await.unwrap().unwrap();
+    assert_eq!(head.metadata.get("mtime").map(String::as_str), Some("1700000000.000000001"), "rclone's S3 form");
+    assert_eq!(head.metadata.get("uid").map(String::as_str), Some("1000"));
+    assert_eq!(head.metadata.get("mode").map(String::as_str), Some("100640"));
+    let back = r.read_meta("f.txt").await.unwrap().unwrap();
+    let want = Meta { nfs4_acl: None, mtime: Some(Mtime(1_700_000_000_000_000_001)), ..meta };
+    assert_eq!(back, want);
+    assert_eq!(r.read_meta("missing").await.unwrap(), None);
+}

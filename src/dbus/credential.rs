@@ -84,7 +84,7 @@ impl CredentialIface {
         location: ArgDict,
     ) -> Result<Vec<HashMap<String, OwnedValue>>> {
         self.ctx.auth.require_admin(&hdr).await?;
-        Ok(self.ctx.svc.list_directory(self.id, location.into_entries())?.into_iter().map(entry).collect())
+        Ok(self.ctx.svc.list_directory(self.id, location.into_entries()).await?.into_iter().map(entry).collect())
     }
 
     /// The credential's id.

@@ -31,6 +31,9 @@ pub struct ExecOptions {
     pub src_name: String,
     /// The destination's name.
     pub dst_name: String,
+    /// Read each source file's metadata and hand it to the destination (a PUSH always keeps
+    /// owner, mode and ACLs; a PULL only for `ownership=preserve`).
+    pub want_meta: bool,
 }
 
 /// What a run did.
@@ -86,12 +89,16 @@ async fn copy_one(
     src: &dyn Remote,
     dst: &dyn Remote,
     entry: &Entry,
-    limiter: &Limiter,
-    progress: &Progress,
-    cancel: &CancellationToken,
+    want_meta: bool,
+    io: (&Limiter, &Progress, &CancellationToken),
 ) -> Result<(), TransferError> {
+    let (limiter, progress, cancel) = io;
     let mut rd = src.open(&entry.path).await.map_err(|e| fail(&e))?;
+    let meta = if want_meta { src.read_meta(&entry.path).await.map_err(|e| fail(&e))? } else { None };
     let mut up = dst.create(&entry.path, entry.size, entry.mtime).await.map_err(|e| fail(&e))?;
+    if let Some(m) = &meta {
+        up.set_meta(m);
+    }
     let mut buf = vec![0u8; 256 << 10];
     let mut done: u64 = 0;
     loop {
@@ -177,10 +184,10 @@ pub async fn execute(
                     cancel.clone(),
                     report.clone(),
                 );
-                let mode = opts.mode;
+                let (mode, want_meta) = (opts.mode, opts.want_meta);
                 tasks.spawn(async move {
                     let _permit = permit;
-                    let res = copy_one(&*src, &*dst, &entry, &limiter, &progress, &cancel).await;
+                    let res = copy_one(&*src, &*dst, &entry, want_meta, (&limiter, &progress, &cancel)).await;
                     let copied = {
                         let mut r = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                         match res {

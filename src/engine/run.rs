@@ -1,5 +1,11 @@
-//! One run of a task: pre-script, listing both sides, plan, execute, post-script, summary.
-//! Snapshot and ownership steps plug in here in their own issues.
+//! One run of a task: pre-script, then (with `snapshot`) the ZFS snapshot — after the script, so
+//! that a script can dump a database into the dataset first — listing both sides, plan, execute,
+//! folders finished after their contents, the snapshot (and its clone) destroyed whatever
+//! happened, then the post-script on success. The local tree of a PULL applies the task's
+//! `ownership` rule. With `encryption`, the remote side is wrapped in [`CryptRemote`] (keys
+//! derived once per job, off the async threads), and with `filename_encryption` a PUSH first
+//! checks every source name's encrypted length. Imports `remote`, `crypt`, `scripts`, `zfs` and
+//! the engine's own parts.
 
 use super::{
     entry::{Entry, Kind},
@@ -11,15 +17,26 @@ use super::{
     progress::{Progress, human_bytes},
 };
 use crate::{
-    model::{Credential, CredentialAttrs, Direction, TaskConfig, TransferMode},
+    crypt::Cipher,
+    model::{Credential, CredentialAttrs, Direction, Ownership, TaskConfig, TransferMode, task::TaskAttrs},
     remote::{
         ListOptions, Listed, Remote, RootState,
-        local::LocalFs,
+        crypt::{CryptRemote, derive_cipher},
+        local::{LocalFs, Notes, Owners},
         s3::{S3Client, S3Config, S3Remote},
     },
     scripts::{self, Phase},
+    zfs::{
+        Frozen, Zfs,
+        snapshot::{FreezeSpec, locate},
+    },
 };
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +57,8 @@ pub struct RunSpec {
     pub work_dir: PathBuf,
     /// The local time zone (bandwidth timetable).
     pub tz: jiff::tz::TimeZone,
+    /// The daemon's state folder: snapshots are tagged with it, clones are mounted below it.
+    pub state_dir: PathBuf,
 }
 
 /// How a run ended.
@@ -53,34 +72,135 @@ pub enum Outcome {
     Aborted,
 }
 
-/// The remote side of a task as a tree.
+/// The remote side of a task as a tree (not encrypted: see [`run`]).
 ///
 /// # Errors
 /// The provider is not part of this build yet.
 pub fn remote_for(cred: &Credential, config: &TaskConfig, job: u64) -> Result<Arc<dyn Remote>, String> {
+    remote_with(cred, &config.attributes, job, Notes::default())
+}
+
+/// The remote tree of a task with its attributes (for S3 and B2 also the chunk size, storage
+/// class, server-side encryption and region); notes go to `notes`.
+///
+/// # Errors
+/// The client cannot be set up.
+pub fn remote_with(cred: &Credential, attrs: &TaskAttrs, job: u64, notes: Notes) -> Result<Arc<dyn Remote>, String> {
     match &cred.attrs {
-        CredentialAttrs::Local(a) => {
-            let root = if config.attributes.folder.is_empty() {
-                PathBuf::from(&a.root)
-            } else {
-                PathBuf::from(&a.root).join(&config.attributes.folder)
-            };
-            Ok(Arc::new(LocalFs::new(root, job, false)))
+        CredentialAttrs::S3(_) | CredentialAttrs::B2(_) => {
+            s3_remote(cred, &attrs.bucket, &attrs.folder, job, Some(attrs))
         }
-        CredentialAttrs::S3(a) => s3_remote(S3Config::from_s3_attrs(a), config, job),
-        CredentialAttrs::B2(a) => s3_remote(S3Config::from_b2_attrs(a), config, job),
+        CredentialAttrs::Local(_) => remote_at(cred, &attrs.bucket, &attrs.folder, job, notes),
     }
 }
 
-/// An S3 (or B2) bucket folder; the task's region, when set, wins over the credential's.
-fn s3_remote(mut cfg: S3Config, config: &TaskConfig, job: u64) -> Result<Arc<dyn Remote>, String> {
-    let a = &config.attributes;
-    if !a.region.is_empty() {
-        cfg.region.clone_from(&a.region);
+/// The tree at `bucket`/`folder` of a credential's storage (LOCAL has no bucket); `job` names the
+/// temporary files written there; notes go to `notes`. A LOCAL remote keeps each pushed file's
+/// owner, group, mode and ACLs on the copy itself (where its file system can hold them).
+///
+/// # Errors
+/// The S3 client cannot be set up (a bad endpoint or CA file).
+pub fn remote_at(
+    cred: &Credential,
+    bucket: &str,
+    folder: &str,
+    job: u64,
+    notes: Notes,
+) -> Result<Arc<dyn Remote>, String> {
+    match &cred.attrs {
+        CredentialAttrs::Local(a) => {
+            let root = if folder.is_empty() { PathBuf::from(&a.root) } else { PathBuf::from(&a.root).join(folder) };
+            Ok(Arc::new(
+                LocalFs::new(root, job, false).with_owners(Owners::Preserve { strict: false }).with_notes(notes),
+            ))
+        }
+        CredentialAttrs::S3(_) | CredentialAttrs::B2(_) => s3_remote(cred, bucket, folder, job, None),
     }
+}
+
+/// An S3 (or B2) bucket folder. With the task's attributes: their chunk size, storage class,
+/// server-side encryption and region (which wins over the credential's); without (browsing):
+/// the defaults.
+fn s3_remote(
+    cred: &Credential,
+    bucket: &str,
+    folder: &str,
+    job: u64,
+    task: Option<&TaskAttrs>,
+) -> Result<Arc<dyn Remote>, String> {
+    let mut cfg = match &cred.attrs {
+        CredentialAttrs::S3(a) => S3Config::from_s3_attrs(a),
+        CredentialAttrs::B2(a) => S3Config::from_b2_attrs(a),
+        CredentialAttrs::Local(_) => return Err("a LOCAL credential has no bucket".to_owned()),
+    };
+    let (chunk_mib, class, sse) = match task {
+        Some(a) => {
+            if !a.region.is_empty() {
+                cfg.region.clone_from(&a.region);
+            }
+            (a.chunk_size, a.storage_class.as_str(), a.encryption.as_str())
+        }
+        None => (16, "", ""),
+    };
     let client = S3Client::new(cfg).map_err(|e| e.to_string())?;
-    let chunk = a.chunk_size.saturating_mul(1 << 20);
-    Ok(Arc::new(S3Remote::new(client, &a.bucket, &a.folder, chunk, &a.storage_class, &a.encryption, job)))
+    let chunk = chunk_mib.saturating_mul(1 << 20);
+    Ok(Arc::new(S3Remote::new(client, bucket, folder, chunk, class, sse, job)))
+}
+
+/// What `Credential.ListDirectory` needs to show an encrypted folder.
+#[derive(Debug)]
+pub struct Decrypting<'a> {
+    /// The encryption password (secret).
+    pub password: &'a crate::model::Secret,
+    /// The salt (secret; empty for rclone's default salt).
+    pub salt: &'a crate::model::Secret,
+    /// Whether names are encrypted.
+    pub filename_encryption: bool,
+}
+
+/// The children of the (not encrypted) folder `bucket`/`folder`, decrypted where they decrypt
+/// (`Credential.ListDirectory`); provider-neutral.
+///
+/// # Errors
+/// The provider is not part of this build, or the folder cannot be listed.
+pub async fn browse_encrypted(
+    cred: &Credential,
+    bucket: &str,
+    folder: &str,
+    keys: Decrypting<'_>,
+) -> Result<Vec<crate::remote::crypt::Browsed>, String> {
+    let inner = remote_at(cred, bucket, folder, 0, Notes::default())?;
+    let cipher = derive_cipher(keys.password.expose(), keys.salt.expose(), keys.filename_encryption).await?;
+    CryptRemote::new(inner, cipher).browse().await.map_err(|e| format!("cannot list {e}"))
+}
+
+/// How many over-long names a run reports one by one (the rest are counted).
+const LONG_NAMES_SHOWN: usize = 1000;
+
+/// With file name encryption: the source's files and folders whose name (one path segment)
+/// encrypts to more than 255 bytes, i.e. is over 143 bytes, and how many there are. Lists the
+/// source once; listing problems are left to the run's own listing.
+async fn long_names(src: &Arc<dyn Remote>, opts: &ListOptions, cipher: &Cipher) -> (Vec<String>, usize) {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let lister = {
+        let (src, opts) = (src.clone(), opts.clone());
+        tokio::spawn(async move { src.list(opts, tx).await })
+    };
+    let (mut shown, mut count) = (Vec::new(), 0);
+    while let Some(item) = rx.recv().await {
+        let Listed::Entry(e) = item else { continue };
+        // Every folder is listed before its contents, so checking each entry's own name finds
+        // every long segment once.
+        let name = e.path.rsplit_once('/').map_or(e.path.as_str(), |(_, n)| n);
+        if cipher.names().check_name_lengths(name).is_err() {
+            count += 1;
+            if shown.len() < LONG_NAMES_SHOWN {
+                shown.push(format!("{} ({} bytes)", esc(&e.path), name.len()));
+            }
+        }
+    }
+    let _ = lister.await;
+    (shown, count)
 }
 
 /// The script environment: `CLOUD_SYNC_*` (booleans 0/1), never a secret.
@@ -124,29 +244,106 @@ impl Iterator for Feed {
     }
 }
 
+/// Things worth a line that are not errors (a disk that cannot hold owners, an ACL the
+/// destination cannot keep): the first of each kind is logged, the rest counted.
+struct NoteLog {
+    log: Arc<JobLog>,
+    seen: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl NoteLog {
+    fn sink(self: &Arc<Self>) -> Notes {
+        let me = self.clone();
+        Notes::new(move |kind, msg| {
+            let n = {
+                let mut seen = me.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let n = seen.entry(kind).or_insert(0);
+                *n += 1;
+                *n
+            };
+            if n == 1 {
+                me.log.line(&format!("NOTE {msg}"));
+            }
+        })
+    }
+
+    fn summary(&self) {
+        for (kind, n) in self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            if *n > 1 {
+                self.log.line(&format!("NOTE {} more like the first {kind} note above", n - 1));
+            }
+        }
+    }
+}
+
+/// The ownership rule of a PULL's local tree, and the job log line that says it.
+fn pull_owners(o: Ownership) -> (Owners, &'static str) {
+    match o {
+        Ownership::Inherit => (
+            Owners::Inherit,
+            "Ownership: inherit: new files and folders get the owner and group of the folder they land in, \
+             and its default ACL (or NFSv4 inheritable entries) from the file system",
+        ),
+        Ownership::Preserve => (
+            Owners::Preserve { strict: true },
+            "Ownership: preserve: owner, group, mode and ACLs from each object's metadata where it has them \
+             (set-id bits of files dropped), else as inherit",
+        ),
+        Ownership::Root => (
+            Owners::AsCreated,
+            "Ownership: root: new files and folders are owned by the daemon's user (root), as TrueNAS does",
+        ),
+    }
+}
+
 /// Runs one job to its end.
-#[allow(clippy::too_many_lines)] // the steps of a run, in order
 pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cancel: CancellationToken) -> Outcome {
     let c = &spec.config;
-    let remote = match remote_for(&spec.credential, c, spec.job) {
+    let notes = Arc::new(NoteLog { log: log.clone(), seen: Mutex::default() });
+    let remote = match remote_with(&spec.credential, &c.attributes, spec.job, notes.sink()) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
-    let local: Arc<dyn Remote> = Arc::new(LocalFs::new(&c.path, spec.job, c.follow_symlinks));
-    let (src, dst) = match c.direction {
-        Direction::Push => (local, remote),
-        Direction::Pull => (remote, local),
+    // Keys are derived once per job; every file shares them.
+    let crypt = if c.encryption {
+        let keys = derive_cipher(c.encryption_password.expose(), c.encryption_salt.expose(), c.filename_encryption);
+        match keys.await {
+            Ok(cipher) => Some(Arc::new(CryptRemote::new(remote.clone(), cipher))),
+            Err(e) => return Outcome::Failed(e),
+        }
+    } else {
+        None
+    };
+    let remote: Arc<dyn Remote> = match &crypt {
+        Some(crypt) => crypt.clone(),
+        None => remote,
+    };
+    let (from, to) = match c.direction {
+        Direction::Push => (c.path.clone(), remote.describe()),
+        Direction::Pull => (remote.describe(), c.path.clone()),
     };
     log.line(&format!(
-        "{} {}{}: {} -> {} (credential {:?}, {} transfers)",
+        "{} {}{}: {} -> {} (credential {:?}, {} transfers{})",
         c.direction,
         c.transfer_mode,
         if spec.dry_run { " (dry run)" } else { "" },
-        esc(&src.describe()),
-        esc(&dst.describe()),
+        esc(&from),
+        esc(&to),
         spec.credential.name,
-        c.transfers
+        c.transfers,
+        match (c.encryption, c.filename_encryption) {
+            (false, _) => "",
+            (true, true) => ", encrypted, file names encrypted",
+            (true, false) => ", encrypted, file names not encrypted",
+        }
     ));
+    let owners = if c.direction == Direction::Pull {
+        let (owners, line) = pull_owners(c.ownership);
+        log.line(line);
+        owners
+    } else {
+        Owners::AsCreated
+    };
 
     let env = script_env(&spec);
     let timeout = Duration::from_secs(u64::from(c.script_timeout));
@@ -160,6 +357,97 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
     }
 
+    // The snapshot comes after the pre-script, so that what the script wrote is in it.
+    let frozen = if c.snapshot && spec.dry_run {
+        log.line("Snapshot not taken: dry run (the live folder is listed)");
+        None
+    } else if c.snapshot {
+        match freeze(&spec, &log).await {
+            Ok(f) => Some(f),
+            Err(o) => return o,
+        }
+    } else {
+        None
+    };
+    let local_root = frozen.as_ref().map_or_else(|| PathBuf::from(&c.path), |f| f.read_root().to_path_buf());
+    let local: Arc<dyn Remote> = Arc::new(
+        LocalFs::new(local_root, spec.job, c.follow_symlinks && c.direction == Direction::Push)
+            .with_owners(owners)
+            .with_notes(notes.sink()),
+    );
+    let (src, dst) = match c.direction {
+        Direction::Push => (local, remote),
+        Direction::Pull => (remote, local),
+    };
+    let outcome = if cancel.is_cancelled() {
+        Outcome::Aborted
+    } else {
+        transfer(&spec, src, dst, crypt.as_deref(), &progress, &log, &cancel).await
+    };
+    notes.summary();
+    let outcome = match frozen {
+        Some(f) => {
+            let name = f.name().to_owned();
+            let note = |l: String| log.line(&l);
+            match f.destroy(&note).await {
+                Ok(()) => outcome,
+                Err(e) => {
+                    log.line(&format!(
+                        "ERROR could not destroy snapshot {name}: {e}; the daemon destroys it at its next start"
+                    ));
+                    match outcome {
+                        Outcome::Success => Outcome::Failed(format!(
+                            "the transfer succeeded, but snapshot {name} could not be destroyed: {e}"
+                        )),
+                        other => other,
+                    }
+                }
+            }
+        }
+        None => outcome,
+    };
+    if outcome != Outcome::Success {
+        return outcome;
+    }
+    if !c.post_script.is_empty() {
+        if spec.dry_run {
+            log.line("[Post-script] not run: dry run");
+        } else if let Err(e) =
+            scripts::run(Phase::Post, &c.post_script, &env, timeout, &cancel, &log, &spec.work_dir).await
+        {
+            return if cancel.is_cancelled() { Outcome::Aborted } else { Outcome::Failed(e.to_string()) };
+        }
+    }
+    log.line("Finished successfully");
+    Outcome::Success
+}
+
+/// Takes the snapshot of the task path's dataset; the job's error when that fails.
+async fn freeze(spec: &RunSpec, log: &Arc<JobLog>) -> Result<Frozen, Outcome> {
+    let failed = |e: &dyn std::fmt::Display| {
+        let msg = format!("snapshot: {e}; nothing was transferred");
+        log.line(&format!("FAILED: {msg}"));
+        Outcome::Failed(msg)
+    };
+    let zfs = Zfs::system().map_err(|e| failed(&e))?;
+    let loc = locate(&zfs, Path::new(&spec.config.path)).await.map_err(|e| failed(&e))?;
+    let fspec = FreezeSpec { task: spec.task, job: spec.job, state_dir: spec.state_dir.clone() };
+    let note = |l: String| log.line(&l);
+    Frozen::create(&zfs, &loc, &fspec, &note).await.map_err(|e| failed(&e))
+}
+
+/// Lists, plans and executes; finishes the folders the destination created.
+#[allow(clippy::too_many_lines)] // the steps of a transfer, in order
+async fn transfer(
+    spec: &RunSpec,
+    src: Arc<dyn Remote>,
+    dst: Arc<dyn Remote>,
+    crypt: Option<&CryptRemote>,
+    progress: &Arc<Progress>,
+    log: &Arc<JobLog>,
+    cancel: &CancellationToken,
+) -> Outcome {
+    let c = &spec.config;
     match src.root_state().await {
         Ok(RootState::Present) => {}
         Ok(RootState::Missing) => {
@@ -168,10 +456,43 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
         Err(e) => return Outcome::Failed(format!("cannot read the source: {e}")),
     }
+    let filter = match Filter::new(&c.include, &c.exclude) {
+        Ok(f) => Arc::new(f),
+        Err(e) => return Outcome::Failed(format!("filter: {e}")),
+    };
+    let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks };
+    if let Some(crypt) = crypt.filter(|_| c.filename_encryption && c.direction == Direction::Push) {
+        // rclone fails such names one by one mid-run; we refuse the job before any transfer.
+        let (shown, count) = long_names(&src, &opts, crypt.cipher()).await;
+        if count > 0 {
+            for p in &shown {
+                log.line(&format!("ERROR name too long for file name encryption: {p}"));
+            }
+            let first: Vec<&str> = shown.iter().take(5).map(String::as_str).collect();
+            let e = format!(
+                "{count} name(s) too long for file name encryption (at most 143 bytes per file or folder name; \
+                 rename or exclude them): {}{}; nothing was transferred",
+                first.join("; "),
+                if count > first.len() { "; …" } else { "" }
+            );
+            log.line(&format!("FAILED: {e}"));
+            return Outcome::Failed(e);
+        }
+    }
     let dst_missing = match dst.root_state().await {
         Ok(s) => s == RootState::Missing,
         Err(e) => return Outcome::Failed(format!("cannot use the destination: {e}")),
     };
+    if let Some(crypt) = crypt.filter(|_| c.direction == Direction::Push && !dst_missing)
+        && let Err(why) = crypt.check_keys().await
+    {
+        let e = format!(
+            "the remote folder holds files encrypted with another password or salt ({why}); check \
+             encryption_password and encryption_salt; nothing was transferred"
+        );
+        log.line(&format!("FAILED: {e}"));
+        return Outcome::Failed(e);
+    }
     if dst_missing && !spec.dry_run {
         if c.direction == Direction::Pull {
             return Outcome::Failed(format!("the destination folder {} does not exist", esc(&dst.describe())));
@@ -182,13 +503,8 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
     }
 
-    let filter = match Filter::new(&c.include, &c.exclude) {
-        Ok(f) => Arc::new(f),
-        Err(e) => return Outcome::Failed(format!("filter: {e}")),
-    };
     let (stx, srx) = mpsc::channel(1024);
     let (dtx, drx) = mpsc::channel(1024);
-    let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks };
     let src_list = {
         let (src, opts) = (src.clone(), opts.clone());
         tokio::spawn(async move { src.list(opts, stx).await })
@@ -229,7 +545,9 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
             }
         }
     });
+    let want_meta = c.direction == Direction::Push || c.ownership == Ownership::Preserve;
     let exec_opts = ExecOptions {
+        want_meta,
         mode,
         transfers: usize::try_from(c.transfers).unwrap_or(4),
         dry_run: spec.dry_run,
@@ -270,7 +588,35 @@ pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cance
         }
     }
     report.errors.extend(listing_failed);
-    finish(&spec, report, &progress, &log, &cancel, &env, timeout).await
+    if !spec.dry_run && !report.aborted && !cancel.is_cancelled() {
+        finish_dirs(&*src, &*dst, want_meta, log, &mut report).await;
+    }
+    finish(spec, report, progress, log, cancel)
+}
+
+/// Folders the destination created, deepest first, after their contents: owner, mode, ACLs
+/// and mtime from the source's metadata as the destination's rule says.
+async fn finish_dirs(src: &dyn Remote, dst: &dyn Remote, want_meta: bool, log: &JobLog, report: &mut Report) {
+    let mut dirs = dst.created_dirs();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for d in dirs {
+        let meta = if want_meta {
+            match src.read_meta(&d).await {
+                Ok(m) => m,
+                Err(e) => {
+                    log.line(&format!("ERROR {e}"));
+                    report.errors.push(e.to_string());
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        if let Err(e) = dst.finish_dir(&d, meta.as_ref()).await {
+            log.line(&format!("ERROR {e}"));
+            report.errors.push(e.to_string());
+        }
+    }
 }
 
 /// The op stream the executor sees: the plan's ops, and — before the plan's end is passed on —
@@ -306,14 +652,14 @@ impl GatedOps {
     }
 }
 
-async fn finish(
+/// The summary line and the outcome of the transfer (the post-script comes later, after the
+/// snapshot is gone).
+fn finish(
     spec: &RunSpec,
     report: Report,
     progress: &Progress,
     log: &Arc<JobLog>,
     cancel: &CancellationToken,
-    env: &[(String, String)],
-    timeout: Duration,
 ) -> Outcome {
     let snap = progress.snapshot();
     log.line(&format!(
@@ -357,16 +703,5 @@ async fn finish(
         log.line(&format!("FAILED: {e}"));
         return Outcome::Failed(e);
     }
-    let c = &spec.config;
-    if !c.post_script.is_empty() {
-        if spec.dry_run {
-            log.line("[Post-script] not run: dry run");
-        } else if let Err(e) =
-            scripts::run(Phase::Post, &c.post_script, env, timeout, cancel, log, &spec.work_dir).await
-        {
-            return if cancel.is_cancelled() { Outcome::Aborted } else { Outcome::Failed(e.to_string()) };
-        }
-    }
-    log.line("Finished successfully");
     Outcome::Success
 }

@@ -2,23 +2,39 @@
 //! Every access below the root walks one component at a time with `O_NOFOLLOW` (`openat`), so a
 //! symlink planted inside the tree can never redirect a write or a delete outside it; writes land
 //! under a recognisable temporary name (`.cloudsyncd-<job>-<random>.partial`) and are renamed when
-//! complete. Imports std, rustix, tokio and `engine::{entry, filter, names}`.
+//! complete.
+//!
+//! Ownership of what it creates follows an [`Owners`] rule, applied with `fchown`/`fchmod`/
+//! `fsetxattr` on descriptors opened through those `O_NOFOLLOW` walks (a planted symlink is never
+//! followed): files before they are renamed into place, folders when they are made and — with
+//! `Preserve` — again after their contents ([`Remote::finish_dir`]).
+//!
+//! Create modes: new files are created 0666 and folders 0777, so that a default ACL of the folder
+//! they land in decides their permissions (the kernel applies it and ignores the umask); we never
+//! narrow them at creation, which would cut the inherited ACL's mask. In a folder without a
+//! default ACL they are then set to 0644 and 0755, whatever the daemon's own umask (0077 in the
+//! unit, for its private files); on a file system without POSIX ACLs (ZFS with NFSv4 ACLs) the
+//! mode is left to the file system's inheritance. Imports std, rustix, tokio and
+//! `engine::{entry, filter, names}`, `remote::meta`.
 
-use super::{ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload};
+use super::{
+    ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload,
+    meta::{Meta, PosixAcl, XATTR_ACL_ACCESS, XATTR_ACL_DEFAULT, XATTR_NFS4_ACL},
+};
 use crate::engine::{
     entry::{Entry, Kind, Mtime, WalkStep, walk_steps},
     names::{check_remote_path, escape_for_log},
 };
 use rustix::fs::Timespec;
 use rustix::{
-    fd::OwnedFd,
-    fs::{AtFlags, FileType, Mode, OFlags, Stat, Timestamps},
+    fd::{AsFd, BorrowedFd, OwnedFd},
+    fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Timestamps, Uid, XattrFlags},
     io::Errno,
 };
 use std::{
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 use tokio::{io::AsyncWriteExt, sync::mpsc};
 
@@ -44,12 +60,61 @@ pub fn partial_job(name: &[u8]) -> Option<u64> {
     job.parse().ok()
 }
 
+/// What a local tree does with the owner, group, mode and ACLs of the files and folders it
+/// creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Owners {
+    /// Leave them as created: owned by the daemon's user (root), permissions from the create
+    /// mode and the folder's default ACL. TrueNAS's behaviour (`ownership=root`).
+    #[default]
+    AsCreated,
+    /// The owner and group of the folder it lands in; the folder's default ACL (or NFSv4
+    /// inheritable entries) is applied by the file system at creation.
+    Inherit,
+    /// Owner, group, mode and ACLs from the object's metadata where present, else as
+    /// `Inherit`. `strict`: a refused change fails the file (a restore); otherwise it is noted
+    /// once in the job log and the file is kept (a LOCAL remote on a disk that cannot hold
+    /// owners, such as FAT).
+    Preserve {
+        /// Refused changes fail the file.
+        strict: bool,
+    },
+}
+
+/// Where a tree reports things worth a line in the job log that are not errors: `(kind,
+/// message)`; the receiver may log only the first message of each kind.
+#[derive(Clone, Default)]
+pub struct Notes(Option<Arc<dyn Fn(&'static str, String) + Send + Sync>>);
+
+impl Notes {
+    /// Notes go to `f`.
+    pub fn new(f: impl Fn(&'static str, String) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+
+    fn note(&self, kind: &'static str, msg: String) {
+        match &self.0 {
+            Some(f) => f(kind, msg),
+            None => tracing::info!(kind, "{msg}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Notes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Notes(sink)" } else { "Notes(tracing)" })
+    }
+}
+
 /// A local folder tree.
 #[derive(Debug, Clone)]
 pub struct LocalFs {
     root: PathBuf,
     job: u64,
     follow_symlinks: bool,
+    owners: Owners,
+    notes: Notes,
+    created: Arc<Mutex<Vec<String>>>,
 }
 
 fn mtime_of(st: &Stat) -> Mtime {
@@ -58,6 +123,15 @@ fn mtime_of(st: &Stat) -> Mtime {
 
 fn to_io(e: Errno) -> std::io::Error {
     std::io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+/// One child of a folder: name, kind, stat (of the target when reached through a symlink), and
+/// whether it was reached through a symlink.
+type Child = (String, Kind, Stat, bool);
+
+fn entry_of(path: String, kind: Kind, st: &Stat) -> Entry {
+    let size = if kind == Kind::File { u64::try_from(st.st_size).unwrap_or(0) } else { 0 };
+    Entry { path, kind, size, mtime: mtime_of(st) }
 }
 
 fn split(path: &str) -> Result<(Vec<&str>, &str), RemoteError> {
@@ -71,7 +145,34 @@ impl LocalFs {
     /// A tree rooted at `root`; `job` names the temporary files this instance writes.
     #[must_use]
     pub fn new(root: impl Into<PathBuf>, job: u64, follow_symlinks: bool) -> Self {
-        Self { root: root.into(), job, follow_symlinks }
+        Self {
+            root: root.into(),
+            job,
+            follow_symlinks,
+            owners: Owners::AsCreated,
+            notes: Notes::default(),
+            created: Arc::default(),
+        }
+    }
+
+    /// The same tree with an ownership rule for what it creates.
+    #[must_use]
+    pub fn with_owners(mut self, owners: Owners) -> Self {
+        self.owners = owners;
+        self
+    }
+
+    /// The same tree, reporting notes to `notes`.
+    #[must_use]
+    pub fn with_notes(mut self, notes: Notes) -> Self {
+        self.notes = notes;
+        self
+    }
+
+    /// The ownership rule.
+    #[must_use]
+    pub fn owners(&self) -> Owners {
+        self.owners
     }
 
     /// The root folder.
@@ -93,26 +194,54 @@ impl LocalFs {
     /// symlink (unless the tree follows symlinks, which only a PUSH source does); creates missing
     /// folders when `create`.
     fn open_dir(&self, parts: &[&str], create: bool, shown: &str) -> Result<OwnedFd, RemoteError> {
+        self.open_dir_creating(parts, create, shown, &mut Vec::new())
+    }
+
+    /// [`LocalFs::open_dir`] that also notes every folder it created (its parent and name, outermost
+    /// first), so that a write that does not complete can remove them again.
+    fn open_dir_creating(
+        &self,
+        parts: &[&str],
+        create: bool,
+        shown: &str,
+        created: &mut Vec<(OwnedFd, String)>,
+    ) -> Result<OwnedFd, RemoteError> {
         let mut fd = self.open_root()?;
-        for comp in parts {
+        for (i, comp) in parts.iter().enumerate() {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | self.nofollow();
+            let mut made = false;
             let next = match rustix::fs::openat(&fd, *comp, flags, Mode::empty()) {
                 Err(Errno::NOENT) if create => {
-                    match rustix::fs::mkdirat(&fd, *comp, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
+                    // 0777: the folder's default ACL, else the umask, decides (see the module docs).
+                    match rustix::fs::mkdirat(&fd, *comp, Mode::from_raw_mode(0o777)) {
+                        Ok(()) => made = true,
+                        Err(Errno::EXIST) => {}
                         Err(e) => return Err(RemoteError::io(shown, to_io(e))),
                     }
-                    rustix::fs::openat(&fd, *comp, flags, Mode::empty())
+                    // Never through a symlink, even one planted right after mkdirat.
+                    rustix::fs::openat(&fd, *comp, flags | OFlags::NOFOLLOW, Mode::empty())
                 }
                 other => other,
             };
-            fd = next.map_err(|e| match e {
+            let next = next.map_err(|e| match e {
                 Errno::LOOP | Errno::NOTDIR | Errno::MLINK => RemoteError::Refused {
                     path: shown.to_owned(),
                     reason: format!("{comp:?} is a symlink or not a folder; refusing to go through it"),
                 },
                 e => RemoteError::io(shown, to_io(e)),
             })?;
+            if made {
+                let path = parts[..=i].join("/");
+                self.created.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(path.clone());
+                fresh_mode(next.as_fd(), fd.as_fd(), true);
+                if self.owners != Owners::AsCreated {
+                    self.inherit(next.as_fd(), fd.as_fd(), &path)?;
+                }
+            }
+            let parent = std::mem::replace(&mut fd, next);
+            if made {
+                created.push((parent, (*comp).to_owned()));
+            }
         }
         Ok(fd)
     }
@@ -147,6 +276,187 @@ impl LocalFs {
         }
     }
 
+    /// Gives `fd` (just created in `dir`) the owner and group of `dir`. A refusal (the daemon
+    /// not running as root) is noted, not fatal: the file keeps the daemon's owner.
+    fn inherit(&self, fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, path: &str) -> Result<(), RemoteError> {
+        let d = rustix::fs::fstat(dir).map_err(|e| RemoteError::io(path, to_io(e)))?;
+        let f = rustix::fs::fstat(fd).map_err(|e| RemoteError::io(path, to_io(e)))?;
+        if (f.st_uid, f.st_gid) == (d.st_uid, d.st_gid) {
+            return Ok(());
+        }
+        if let Err(e) = rustix::fs::fchown(fd, Some(Uid::from_raw(d.st_uid)), Some(Gid::from_raw(d.st_gid))) {
+            self.notes.note(
+                "inherit",
+                format!(
+                    "{} keeps owner {}:{} instead of its folder's {}:{}: {}",
+                    escape_for_log(path.as_bytes()),
+                    f.st_uid,
+                    f.st_gid,
+                    d.st_uid,
+                    d.st_gid,
+                    to_io(e)
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Applies the ownership rule to `fd`, a file or folder this tree just made in `dir`, for an
+    /// object with `meta`.
+    fn settle(
+        &self,
+        fd: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        meta: Option<&Meta>,
+        is_dir: bool,
+        path: &str,
+    ) -> Result<(), RemoteError> {
+        let strict = match self.owners {
+            Owners::AsCreated => return Ok(()),
+            Owners::Inherit => return self.inherit(fd, dir, path),
+            Owners::Preserve { strict } => strict,
+        };
+        let Some(m) = meta.filter(|m| m.uid.is_some() || m.gid.is_some() || m.mode.is_some()) else {
+            return self.inherit(fd, dir, path);
+        };
+        let shown = escape_for_log(path.as_bytes());
+        let fail = |what: &str, e: Errno| -> Result<(), RemoteError> {
+            if strict {
+                Err(RemoteError::Refused {
+                    path: path.to_owned(),
+                    reason: format!("cannot set its {what}: {}", to_io(e)),
+                })
+            } else {
+                self.notes.note(
+                    "preserve",
+                    format!("the {what} of {shown} could not be kept on {}: {}", self.root.display(), to_io(e)),
+                );
+                Ok(())
+            }
+        };
+        let d = rustix::fs::fstat(dir).map_err(|e| RemoteError::io(path, to_io(e)))?;
+        let cur = rustix::fs::fstat(fd).map_err(|e| RemoteError::io(path, to_io(e)))?;
+        let (uid, gid) = (m.uid.unwrap_or(d.st_uid), m.gid.unwrap_or(d.st_gid));
+        if (cur.st_uid, cur.st_gid) != (uid, gid)
+            && let Err(e) = rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+        {
+            fail("owner", e)?;
+        }
+        if let Some(perm) = m.perm() {
+            // Set-user-id and set-group-id bits on files never come back from a remote: whoever
+            // can write the bucket could otherwise plant a set-uid-root program.
+            let keep = if is_dir { 0o3777 } else { 0o777 };
+            match rustix::fs::fchmod(fd, Mode::from_raw_mode(perm & keep)) {
+                Ok(()) => {}
+                // A sandbox that forbids set-id bits (systemd's RestrictSUIDSGID): the rest of
+                // the mode is kept, and the job log says so.
+                Err(Errno::PERM) if perm & keep & 0o6000 != 0 => {
+                    rustix::fs::fchmod(fd, Mode::from_raw_mode(perm & 0o1777)).or_else(|e| fail("mode", e))?;
+                    self.notes.note("setid", format!("the set-group-id bit of {shown} was refused and not restored"));
+                }
+                Err(e) => fail("mode", e)?,
+            }
+        }
+        // With a mode in the metadata the ACLs are exact: an ACL inherited from the destination
+        // folder goes when the original had none.
+        let exact = m.mode.is_some();
+        for (name, acl) in [(XATTR_ACL_ACCESS, m.acl_access.as_ref()), (XATTR_ACL_DEFAULT, m.acl_default.as_ref())] {
+            if name == XATTR_ACL_DEFAULT && !is_dir {
+                continue;
+            }
+            let res = match acl {
+                Some(a) => rustix::fs::fsetxattr(fd, name, &a.to_xattr(), XattrFlags::empty()),
+                None if exact => match rustix::fs::fremovexattr(fd, name) {
+                    Err(Errno::NODATA | Errno::NOTSUP | Errno::NOSYS) => Ok(()),
+                    other => other,
+                },
+                None => Ok(()),
+            };
+            match res {
+                Ok(()) => {}
+                Err(Errno::NOTSUP | Errno::NOSYS) => self.notes.note(
+                    "acl",
+                    format!(
+                        "the POSIX ACL of {shown} was not kept: the file system of {} does not support POSIX ACLs",
+                        self.root.display()
+                    ),
+                ),
+                Err(e) => fail("POSIX ACL", e)?,
+            }
+        }
+        if let Some(x) = &m.nfs4_acl {
+            match rustix::fs::fsetxattr(fd, XATTR_NFS4_ACL, x, XattrFlags::empty()) {
+                Ok(()) => {}
+                Err(Errno::NOTSUP | Errno::NOSYS) => self.notes.note(
+                    "nfs4",
+                    format!(
+                        "the NFSv4 ACL of {shown} was not restored: the file system of {} does not offer {XATTR_NFS4_ACL}",
+                        self.root.display()
+                    ),
+                ),
+                Err(e) => fail("NFSv4 ACL", e)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn read_meta_blocking(&self, path: &str) -> Result<Option<Meta>, RemoteError> {
+        let (parts, name) = split(path)?;
+        let dir = match self.open_dir(&parts, false, path) {
+            Err(RemoteError::NotFound { .. }) => return Ok(None),
+            other => other?,
+        };
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY | self.nofollow();
+        let fd = match rustix::fs::openat(&dir, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::LOOP) => return Ok(None),
+            Err(e) => return Err(RemoteError::io(path, to_io(e))),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| RemoteError::io(path, to_io(e)))?;
+        let is_dir = match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => true,
+            FileType::RegularFile => false,
+            _ => return Ok(None),
+        };
+        let acl = |name: &str| -> Result<Option<PosixAcl>, RemoteError> {
+            match get_xattr(fd.as_fd(), name, path)? {
+                Some(b) => PosixAcl::from_xattr(&b)
+                    .map(Some)
+                    .map_err(|e| RemoteError::Refused { path: path.to_owned(), reason: format!("{name}: {e}") }),
+                None => Ok(None),
+            }
+        };
+        Ok(Some(Meta {
+            uid: Some(st.st_uid),
+            gid: Some(st.st_gid),
+            mode: Some(st.st_mode),
+            mtime: Some(mtime_of(&st)),
+            acl_access: acl(XATTR_ACL_ACCESS)?,
+            acl_default: if is_dir { acl(XATTR_ACL_DEFAULT)? } else { None },
+            nfs4_acl: get_xattr(fd.as_fd(), XATTR_NFS4_ACL, path)?,
+        }))
+    }
+
+    fn finish_dir_blocking(&self, path: &str, meta: &Meta) -> Result<(), RemoteError> {
+        let (parts, name) = split(path)?;
+        let parent = self.open_dir(&parts, false, path)?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = rustix::fs::openat(&parent, name, flags, Mode::empty()).map_err(|e| match e {
+            Errno::LOOP | Errno::NOTDIR => RemoteError::Refused {
+                path: path.to_owned(),
+                reason: "is now a symlink or not a folder; left alone".into(),
+            },
+            e => RemoteError::io(path, to_io(e)),
+        })?;
+        self.settle(fd.as_fd(), parent.as_fd(), Some(meta), true, path)?;
+        if let Some(t) = meta.mtime {
+            let ts = Timespec { tv_sec: t.secs(), tv_nsec: i64::from(t.subsec_nanos()) };
+            rustix::fs::futimens(&fd, &Timestamps { last_access: ts, last_modification: ts })
+                .map_err(|e| RemoteError::io(path, to_io(e)))?;
+        }
+        Ok(())
+    }
+
     /// The depth-first walk, emitting paths in byte order of the whole path.
     fn walk(&self, opts: &ListOptions, tx: &mpsc::Sender<Listed>) -> Result<(), RemoteError> {
         let root = self.open_root()?;
@@ -156,28 +466,29 @@ impl LocalFs {
         Ok(())
     }
 
-    #[allow(clippy::too_many_lines)] // one pass over a folder: classify, sort, emit, descend
-    fn walk_dir(
+    /// Reads one folder's children (name, kind, stat, reached through a symlink), sending what
+    /// is skipped or unreadable to `problem`; `None` once `problem` returns false (the listing
+    /// was dropped). Temporary files are never children; with `sweep`, those of other jobs
+    /// (leftovers of interrupted runs) are removed on the way.
+    fn read_children(
         &self,
         dir: &OwnedFd,
         prefix: &str,
-        opts: &ListOptions,
-        tx: &mpsc::Sender<Listed>,
-        ancestors: &mut Vec<(u64, u64)>,
-    ) -> bool {
-        let send = |l: Listed| tx.blocking_send(l).is_ok();
+        sweep: bool,
+        problem: &mut dyn FnMut(Listed) -> bool,
+    ) -> Option<Vec<Child>> {
         let shown = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
         let rd = match rustix::fs::Dir::read_from(dir) {
             Ok(rd) => rd,
-            Err(e) => return send(Listed::Error { path: shown(""), reason: to_io(e).to_string() }),
+            Err(e) => return problem(Listed::Error { path: shown(""), reason: to_io(e).to_string() }).then(Vec::new),
         };
-        let mut children: Vec<(String, Kind, Stat, bool)> = Vec::new();
+        let mut children: Vec<Child> = Vec::new();
         for ent in rd {
             let ent = match ent {
                 Ok(e) => e,
                 Err(e) => {
-                    if !send(Listed::Error { path: shown(""), reason: to_io(e).to_string() }) {
-                        return false;
+                    if !problem(Listed::Error { path: shown(""), reason: to_io(e).to_string() }) {
+                        return None;
                     }
                     break;
                 }
@@ -189,7 +500,7 @@ impl LocalFs {
             if let Some(job) = partial_job(raw) {
                 // A leftover of an interrupted run is removed; our own temporary files are not
                 // user files either.
-                if job != self.job {
+                if sweep && job != self.job {
                     let _ = rustix::fs::unlinkat(dir, ent.file_name(), AtFlags::empty());
                 }
                 continue;
@@ -200,8 +511,8 @@ impl LocalFs {
                     if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
                     escape_for_log(raw)
                 );
-                if !send(Listed::Skipped { path: p, reason: "name is not valid UTF-8".into() }) {
-                    return false;
+                if !problem(Listed::Skipped { path: p, reason: "name is not valid UTF-8".into() }) {
+                    return None;
                 }
                 continue;
             };
@@ -209,27 +520,30 @@ impl LocalFs {
                 Ok(st) => st,
                 Err(Errno::NOENT) => continue,
                 Err(e) => {
-                    if !send(Listed::Error { path: shown(name), reason: to_io(e).to_string() }) {
-                        return false;
+                    if !problem(Listed::Error { path: shown(name), reason: to_io(e).to_string() }) {
+                        return None;
                     }
                     continue;
                 }
             };
             let (st, via_link) = match FileType::from_raw_mode(st.st_mode) {
                 FileType::Symlink if !self.follow_symlinks => {
-                    if !send(Listed::Skipped {
+                    if !problem(Listed::Skipped {
                         path: shown(name),
                         reason: "symlink skipped (follow_symlinks is off)".into(),
                     }) {
-                        return false;
+                        return None;
                     }
                     continue;
                 }
                 FileType::Symlink => match rustix::fs::statat(dir, ent.file_name(), AtFlags::empty()) {
                     Ok(t) => (t, true),
                     Err(e) => {
-                        if !send(Listed::Error { path: shown(name), reason: format!("broken symlink: {}", to_io(e)) }) {
-                            return false;
+                        if !problem(Listed::Error {
+                            path: shown(name),
+                            reason: format!("broken symlink: {}", to_io(e)),
+                        }) {
+                            return None;
                         }
                         continue;
                     }
@@ -240,14 +554,30 @@ impl LocalFs {
                 FileType::Directory => Kind::Dir,
                 FileType::RegularFile => Kind::File,
                 _ => {
-                    if !send(Listed::Skipped { path: shown(name), reason: "not a regular file".into() }) {
-                        return false;
+                    if !problem(Listed::Skipped { path: shown(name), reason: "not a regular file".into() }) {
+                        return None;
                     }
                     continue;
                 }
             };
             children.push((name.to_owned(), kind, st, via_link));
         }
+        Some(children)
+    }
+
+    fn walk_dir(
+        &self,
+        dir: &OwnedFd,
+        prefix: &str,
+        opts: &ListOptions,
+        tx: &mpsc::Sender<Listed>,
+        ancestors: &mut Vec<(u64, u64)>,
+    ) -> bool {
+        let send = |l: Listed| tx.blocking_send(l).is_ok();
+        let shown = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+        let Some(children) = self.read_children(dir, prefix, true, &mut |l| send(l)) else {
+            return false;
+        };
         // Byte order of the whole path: a folder's own entry sorts as "name", its contents as
         // "name/…", so siblings like "name-x" and "name.txt" come between the two.
         let names: Vec<(String, Kind)> = children.iter().map(|c| (c.0.clone(), c.1)).collect();
@@ -342,6 +672,35 @@ impl LocalFs {
     }
 }
 
+/// Permissions of a file or folder just created in `dir` with 0666/0777: 0644/0755 unless a
+/// default ACL of `dir` decided them (see the module docs). Best effort: a file system that
+/// refuses keeps what the kernel gave.
+fn fresh_mode(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, is_dir: bool) {
+    if rustix::fs::fgetxattr_query(dir, XATTR_ACL_DEFAULT) == Err(Errno::NODATA) {
+        let _ = rustix::fs::fchmod(fd, Mode::from_raw_mode(if is_dir { 0o755 } else { 0o644 }));
+    }
+}
+
+/// The value of xattr `name`, `None` when unset or unsupported by the file system.
+fn get_xattr(fd: BorrowedFd<'_>, name: &str, path: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+    let mut buf = vec![0u8; 512];
+    for _ in 0..4 {
+        match rustix::fs::fgetxattr(fd, name, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            Err(Errno::NODATA | Errno::NOTSUP | Errno::NOSYS) => return Ok(None),
+            Err(Errno::RANGE) => {
+                let want = rustix::fs::fgetxattr_query(fd, name).unwrap_or(0);
+                buf.resize(want.max(buf.len() * 4), 0);
+            }
+            Err(e) => return Err(RemoteError::io(path, to_io(e))),
+        }
+    }
+    Err(RemoteError::Refused { path: path.to_owned(), reason: format!("{name} keeps changing size") })
+}
+
 struct LocalUpload {
     dir: Arc<OwnedFd>,
     tmp: String,
@@ -349,13 +708,28 @@ struct LocalUpload {
     path: String,
     file: Option<tokio::fs::File>,
     mtime: Mtime,
+    fs: LocalFs,
+    meta: Option<Meta>,
+    /// Folders made for this file (parent, name; outermost first), removed again if it fails.
+    created: Vec<(OwnedFd, String)>,
+}
+
+impl LocalUpload {
+    /// Removes what a write that did not complete left: its temporary file, and the folders made
+    /// for it while they are empty (a folder another write is filling stays).
+    fn discard(&mut self) {
+        let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+        for (parent, name) in self.created.drain(..).rev() {
+            let _ = rustix::fs::unlinkat(&parent, name.as_str(), AtFlags::REMOVEDIR);
+        }
+    }
 }
 
 impl Drop for LocalUpload {
     fn drop(&mut self) {
         // Never leave a temporary file behind, whatever ended the upload.
         if self.file.is_some() {
-            let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+            self.discard();
         }
     }
 }
@@ -378,11 +752,14 @@ impl Upload for LocalUpload {
         let std_file = f.into_std().await;
         let path = self.path.clone();
         let (dir, tmp, name, mtime) = (self.dir.clone(), self.tmp.clone(), self.name.clone(), self.mtime);
+        let (fs, meta) = (self.fs.clone(), self.meta.take());
         let done = tokio::task::spawn_blocking(move || -> Result<(), RemoteError> {
             res.map_err(|e| RemoteError::io(&path, e))?;
             let ts = Timespec { tv_sec: mtime.secs(), tv_nsec: i64::from(mtime.subsec_nanos()) };
             rustix::fs::futimens(&std_file, &Timestamps { last_access: ts, last_modification: ts })
                 .map_err(|e| RemoteError::io(&path, to_io(e)))?;
+            // Owner, mode and ACLs before the file appears under its name.
+            fs.settle(std_file.as_fd(), dir.as_fd(), meta.as_ref(), false, &path)?;
             drop(std_file);
             rustix::fs::renameat(&*dir, tmp.as_str(), &*dir, name.as_str()).map_err(|e| match e {
                 Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST => {
@@ -396,14 +773,20 @@ impl Upload for LocalUpload {
             Err(RemoteError::Refused { path: self.path.clone(), reason: format!("write task failed: {e}") })
         });
         if done.is_err() {
-            let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+            self.discard();
+        } else {
+            self.created.clear();
         }
         done
     }
 
     async fn abort(mut self: Box<Self>) {
         self.file.take();
-        let _ = rustix::fs::unlinkat(&*self.dir, self.tmp.as_str(), AtFlags::empty());
+        self.discard();
+    }
+
+    fn set_meta(&mut self, meta: &Meta) {
+        self.meta = Some(meta.clone());
     }
 }
 
@@ -444,6 +827,30 @@ impl Remote for LocalFs {
         blocking("", move || me.walk(&opts, &tx)).await
     }
 
+    async fn list_folder(&self, path: &str) -> Result<Option<Vec<Listed>>, RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        blocking(path, move || {
+            let dir = if p.is_empty() {
+                me.open_root()?
+            } else {
+                split(&p)?;
+                let parts: Vec<&str> = p.split('/').collect();
+                me.open_dir(&parts, false, &p)?
+            };
+            let mut out = Vec::new();
+            let children = me.read_children(&dir, &p, false, &mut |l| {
+                out.push(l);
+                true
+            });
+            for (name, kind, st, _) in children.unwrap_or_default() {
+                let path = if p.is_empty() { name } else { format!("{p}/{name}") };
+                out.push(Listed::Entry(entry_of(path, kind, &st)));
+            }
+            Ok(Some(out))
+        })
+        .await
+    }
+
     async fn open(&self, path: &str) -> Result<ByteStream, RemoteError> {
         let (me, p) = (self.clone(), path.to_owned());
         let fd = blocking(path, move || {
@@ -462,18 +869,35 @@ impl Remote for LocalFs {
 
     async fn create(&self, path: &str, _size: u64, mtime: Mtime) -> Result<Box<dyn Upload>, RemoteError> {
         let (me, p) = (self.clone(), path.to_owned());
-        let (dir, tmp, name, fd) = blocking(path, move || {
+        let (dir, tmp, name, fd, created) = blocking(path, move || {
             let (parts, name) = split(&p)?;
-            let dir = me.open_dir(&parts, true, &p)?;
-            let tmp = partial_name(me.job);
-            let fd = rustix::fs::openat(
-                &dir,
-                tmp.as_str(),
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o666),
-            )
-            .map_err(|e| RemoteError::io(&p, to_io(e)))?;
-            Ok((dir, tmp, name.to_owned(), fd))
+            let mut created = Vec::new();
+            // A folder made for a write that then failed is removed again; if that happens
+            // between opening our folder and creating our file in it, make it again.
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let dir = me.open_dir_creating(&parts, true, &p, &mut created)?;
+                let tmp = partial_name(me.job);
+                match rustix::fs::openat(
+                    &dir,
+                    tmp.as_str(),
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o666),
+                ) {
+                    Ok(fd) => {
+                        fresh_mode(fd.as_fd(), dir.as_fd(), false);
+                        return Ok((dir, tmp, name.to_owned(), fd, created));
+                    }
+                    Err(Errno::NOENT) if attempts < 3 => {}
+                    Err(e) => {
+                        for (parent, name) in created.drain(..).rev() {
+                            let _ = rustix::fs::unlinkat(&parent, name.as_str(), AtFlags::REMOVEDIR);
+                        }
+                        return Err(RemoteError::io(&p, to_io(e)));
+                    }
+                }
+            }
         })
         .await?;
         Ok(Box::new(LocalUpload {
@@ -483,6 +907,9 @@ impl Remote for LocalFs {
             path: path.to_owned(),
             file: Some(tokio::fs::File::from_std(std::fs::File::from(fd))),
             mtime,
+            created,
+            fs: self.clone(),
+            meta: None,
         }))
     }
 
@@ -535,6 +962,23 @@ impl Remote for LocalFs {
             Ok(Self::sweep_dir(&root, keep_job, 0))
         })
         .await
+    }
+
+    async fn read_meta(&self, path: &str) -> Result<Option<Meta>, RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        blocking(path, move || me.read_meta_blocking(&p)).await
+    }
+
+    fn created_dirs(&self) -> Vec<String> {
+        self.created.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    async fn finish_dir(&self, path: &str, meta: Option<&Meta>) -> Result<(), RemoteError> {
+        // Inherit and AsCreated were applied when the folder was made; without metadata so was
+        // Preserve's fallback.
+        let (Owners::Preserve { .. }, Some(meta)) = (self.owners, meta) else { return Ok(()) };
+        let (me, p, m) = (self.clone(), path.to_owned(), meta.clone());
+        blocking(path, move || me.finish_dir_blocking(&p, &m)).await
     }
 }
 

@@ -1,9 +1,15 @@
 //! Storage a task reads from or writes to: the [`Remote`] trait and its providers. A remote lists
 //! its tree in key order, streams reads, and writes through an [`Upload`] that only makes the
-//! object visible under its final name when complete. Imports `engine::{entry, filter}` and std/tokio;
-//! the S3 provider (`s3`) also imports `s3sig`, `model::credential`, hyper and rustls.
+//! object visible under its final name when complete. Object metadata (owner, mode, ACLs) is
+//! the provider-neutral [`meta::Meta`]. Imports `engine::{entry, filter}`, `crypt` (for the
+//! encrypting decorator) and std/tokio.
+//! The S3 provider (`s3`) also imports `s3sig`, `model::credential`, hyper and rustls.
 
+pub mod crypt;
 pub mod local;
+pub mod meta;
+
+pub use meta::Meta;
 pub mod s3;
 
 use crate::engine::{
@@ -123,6 +129,11 @@ pub trait Upload: Send {
     async fn finish(self: Box<Self>) -> Result<(), RemoteError>;
     /// Drops the partial object.
     async fn abort(self: Box<Self>);
+    /// Metadata (owner, group, mode, ACLs) to store with the object, given before
+    /// [`Upload::finish`]: object stores keep it as object metadata under rclone's keys
+    /// ([`Meta::to_pairs`]), a local tree applies it to the file as its ownership rule says. The
+    /// default ignores it.
+    fn set_meta(&mut self, _meta: &Meta) {}
 }
 
 /// A tree of objects.
@@ -144,6 +155,20 @@ pub trait Remote: Send + Sync {
     /// # Errors
     /// The listing could not start at all (parts that fail are sent as [`Listed::Error`]).
     async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError>;
+    /// The direct children of the folder `path` (`""` = the root), unfiltered, in any order, with
+    /// full paths; items that cannot be listed come as [`Listed::Skipped`] or [`Listed::Error`].
+    /// Leaves the tree as it is (unlike [`Remote::list`], it removes no leftover).
+    ///
+    /// Decorators that must re-sort a listing (the encrypting remote) walk folder by folder with
+    /// this, in memory bounded by one folder per level. `Ok(None)` (the default) means the remote
+    /// only lists whole trees; they then buffer the whole listing.
+    ///
+    /// # Errors
+    /// The folder cannot be listed at all.
+    async fn list_folder(&self, path: &str) -> Result<Option<Vec<Listed>>, RemoteError> {
+        let _ = path;
+        Ok(None)
+    }
     /// Opens an object for reading.
     ///
     /// # Errors
@@ -180,4 +205,25 @@ pub trait Remote: Send + Sync {
     /// # Errors
     /// The sweep could not run.
     async fn sweep_partials(&self, keep_job: Option<u64>) -> Result<u64, RemoteError>;
+    /// The metadata of the object or folder at `path` (owner, group, mode, mtime, ACLs), when
+    /// this tree keeps any; the default keeps none.
+    ///
+    /// # Errors
+    /// It cannot be read.
+    async fn read_meta(&self, _path: &str) -> Result<Option<Meta>, RemoteError> {
+        Ok(None)
+    }
+    /// Folders this tree created so far during the job, in creation order (the default: none,
+    /// as bucket stores have no folders).
+    fn created_dirs(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Finishes a folder this tree created, after its contents: owner, mode, ACLs and mtime from
+    /// `meta` as the tree's ownership rule says. The default does nothing.
+    ///
+    /// # Errors
+    /// The folder cannot be changed.
+    async fn finish_dir(&self, _path: &str, _meta: Option<&Meta>) -> Result<(), RemoteError> {
+        Ok(())
+    }
 }

@@ -160,6 +160,32 @@ impl Service {
         });
     }
 
+    /// Destroys ZFS snapshots and clones that jobs of earlier runs of this daemon left behind
+    /// (a crash, kill -9, power loss): ours by user property, state folder and name prefix.
+    pub(super) fn sweep_zfs_leftovers(&self) {
+        let (state_dir, before) = (self.state_dir.clone(), self.first_job);
+        tokio::spawn(async move {
+            let zfs = match crate::zfs::Zfs::system() {
+                Ok(z) => z,
+                Err(e) => {
+                    tracing::debug!(error = %e, "no ZFS leftovers to sweep");
+                    return;
+                }
+            };
+            match crate::zfs::snapshot::sweep(&zfs, &state_dir, before).await {
+                Ok(r) => {
+                    for d in &r.destroyed {
+                        tracing::info!(dataset = %d, "destroyed a snapshot or clone left by an interrupted job");
+                    }
+                    for f in &r.failed {
+                        tracing::warn!(problem = %f, "could not destroy a snapshot or clone left by an interrupted job");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not look for snapshots left by interrupted jobs"),
+            }
+        });
+    }
+
     fn task_and_credential(&self, task: u64) -> Option<(TaskConfig, Credential)> {
         let s = self.lock();
         let cfg = s.tasks.get(&task)?.config.clone();
@@ -261,6 +287,7 @@ impl Service {
             dry_run,
             work_dir: self.work_dir.clone(),
             tz: self.tz.clone(),
+            state_dir: self.state_dir.clone(),
         };
         tracing::info!(job = id, task = ?task, dry_run, "job started");
         self.emit(Event::JobChanged(id));

@@ -1,34 +1,50 @@
-//! The LOCAL provider's credential calls: verify and list a folder. Imports std and `model`.
+//! The LOCAL provider's credential calls: verify and list a folder; and the `ListDirectory`
+//! location of every provider. Imports std and `model`.
 
 use super::DirEntry;
-use crate::model::{Entries, Provider, ValidationError, fields::VResult, task::normalize_folder};
+use crate::model::{Entries, Provider, Secret, ValidationError, fields::VResult, task::normalize_folder};
 use std::{os::unix::fs::MetadataExt, path::Path};
 
 /// A `ListDirectory` location.
 #[derive(Debug)]
 pub(crate) struct Location {
+    /// The bucket (bucket providers), else empty.
+    pub(crate) bucket: String,
     pub(crate) folder: String,
+    /// How to decrypt the folder's names, when it is encrypted.
+    pub(crate) encryption: Option<Encryption>,
+}
+
+/// The encryption keys of a `ListDirectory` location. `Debug` masks the secrets.
+#[derive(Debug)]
+pub(crate) struct Encryption {
+    pub(crate) filename_encryption: bool,
+    pub(crate) password: Secret,
+    pub(crate) salt: Secret,
 }
 
 impl Location {
     pub(crate) fn parse(provider: Provider, entries: Entries) -> VResult<Self> {
         let mut r = crate::model::fields::Reader::new("", entries)?;
-        if provider.uses_buckets() {
-            r.required_str("bucket")?;
+        let bucket = if provider.uses_buckets() {
+            r.required_str("bucket")?
         } else if r.has("bucket") {
             return Err(ValidationError::new("bucket", "LOCAL does not use buckets"));
-        }
+        } else {
+            String::new()
+        };
         let folder = normalize_folder(&r.str("folder")?.unwrap_or_default())
             .map_err(|e| ValidationError::new("folder", e.message))?;
         let encryption = r.bool("encryption")?.unwrap_or(false);
-        r.bool("filename_encryption")?;
-        r.str("encryption_password")?;
-        r.str("encryption_salt")?;
+        let filename_encryption = r.bool("filename_encryption")?.unwrap_or(false);
+        let password = Secret::new(r.str("encryption_password")?.unwrap_or_default());
+        let salt = Secret::new(r.str("encryption_salt")?.unwrap_or_default());
         r.finish()?;
-        if encryption {
-            return Err(ValidationError::new("encryption", "listing encrypted folders is not part of this build yet"));
+        if encryption && password.is_empty() {
+            return Err(ValidationError::new("encryption_password", "is required when encryption is on"));
         }
-        Ok(Self { folder })
+        let encryption = encryption.then_some(Encryption { filename_encryption, password, salt });
+        Ok(Self { bucket, folder, encryption })
     }
 }
 

@@ -137,6 +137,9 @@ pub struct Dirs {
     pub log_dir: PathBuf,
     /// A private folder for script files.
     pub work_dir: PathBuf,
+    /// The state folder (absolute): our ZFS snapshots are tagged with it and clones are
+    /// mounted below it.
+    pub state_dir: PathBuf,
 }
 
 /// The service: state, persistence, jobs and the local time zone for schedules.
@@ -147,6 +150,9 @@ pub struct Service {
     tz: jiff::tz::TimeZone,
     log_dir: PathBuf,
     work_dir: PathBuf,
+    state_dir: PathBuf,
+    /// The first job id of this daemon run: ZFS leftovers of lower ids are swept at start.
+    first_job: u64,
     live: Mutex<HashMap<u64, jobs::Live>>,
     events: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
     interrupted: Mutex<Vec<u64>>,
@@ -179,12 +185,15 @@ impl Service {
         if !interrupted.is_empty() || state.jobs.values().any(|j| j.error == crate::model::job::INTERRUPTED) {
             store.save(&state)?;
         }
+        let first_job = state.next.job;
         Ok(Self {
             store,
             state: Mutex::new(state),
             tz,
             log_dir: dirs.log_dir,
             work_dir: dirs.work_dir,
+            state_dir: dirs.state_dir,
+            first_job,
             live: Mutex::new(HashMap::new()),
             events,
             interrupted: Mutex::new(interrupted),
@@ -196,6 +205,7 @@ impl Service {
     pub fn start_background(self: &Arc<Self>) {
         let tasks = std::mem::take(&mut *self.interrupted.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         self.sweep_after_restart(tasks);
+        self.sweep_zfs_leftovers();
         self.spawn_scheduler();
     }
 
@@ -378,13 +388,36 @@ impl Service {
         }))
     }
 
-    /// Lists one folder of a credential's storage.
+    /// Lists one folder of a credential's storage. With `encryption`, the folder is the place of
+    /// an encrypted tree (not itself encrypted) and its children show decrypted names
+    /// (`decrypted` true; names that do not decrypt show as stored, `decrypted` false).
     ///
     /// # Errors
     /// `NotFound`, `InvalidArgument` for a bad location, `Failed` when listing fails.
-    pub fn list_directory(&self, id: u64, location: Entries) -> SResult<Vec<DirEntry>> {
+    pub async fn list_directory(&self, id: u64, location: Entries) -> SResult<Vec<DirEntry>> {
         let c = self.credential_clone(id)?;
         let loc = local::Location::parse(c.provider(), location)?;
+        if let Some(enc) = &loc.encryption {
+            let keys = crate::engine::run::Decrypting {
+                password: &enc.password,
+                salt: &enc.salt,
+                filename_encryption: enc.filename_encryption,
+            };
+            let listed = crate::engine::run::browse_encrypted(&c, &loc.bucket, &loc.folder, keys)
+                .await
+                .map_err(ServiceError::Failed)?;
+            return Ok(listed
+                .into_iter()
+                .map(|b| DirEntry {
+                    path: if loc.folder.is_empty() { b.name.clone() } else { format!("{}/{}", loc.folder, b.name) },
+                    name: b.name,
+                    size: b.size,
+                    mtime: u64::try_from(b.mtime.secs()).unwrap_or(0),
+                    is_dir: b.kind == crate::engine::entry::Kind::Dir,
+                    decrypted: b.decrypted,
+                })
+                .collect());
+        }
         match &c.attrs {
             CredentialAttrs::Local(a) => local::list(&a.root, &loc).map_err(ServiceError::Failed),
             _ => Err(ServiceError::Failed(format!("{} access is not part of this build yet", c.provider()))),

@@ -116,10 +116,28 @@ impl Daemon {
 
     /// Starts the daemon without waiting.
     pub fn spawn(bus: &Bus, state_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn_umask(bus, state_dir, env, None)
+    }
+
+    /// Starts the daemon with umask `umask` (e.g. the unit's "0077"), and waits for its name.
+    pub async fn start_umask(bus: &Bus, state_dir: &Path, umask: &str) -> Self {
+        let d = Self::spawn_umask(bus, state_dir, &[], Some(umask));
+        d.wait_owned(bus).await;
+        d
+    }
+
+    fn spawn_umask(bus: &Bus, state_dir: &Path, env: &[(&str, &str)], umask: Option<&str>) -> Self {
         std::fs::create_dir_all(state_dir).unwrap();
         let stderr_path = state_dir.with_extension(format!("stderr.{}", rand_suffix()));
         let err = std::fs::File::create(&stderr_path).unwrap();
-        let mut cmd = Command::new(bin());
+        let mut cmd = match umask {
+            None => Command::new(bin()),
+            Some(m) => {
+                let mut c = Command::new("/bin/sh");
+                c.args(["-c", &format!("umask {m} && exec \"$0\" \"$@\""), bin()]);
+                c
+            }
+        };
         cmd.args(["--address", &bus.address, "--state-dir"]).arg(state_dir).stderr(err).stdout(Stdio::null());
         cmd.env("CLOUDSYNCD_LOG", "trace").env_remove("NOTIFY_SOCKET").env_remove("WATCHDOG_USEC");
         for (k, v) in env {
@@ -390,5 +408,93 @@ pub async fn job_log(conn: &zbus::Connection, path: &OwnedObjectPath) -> String 
         }
         out.push_str(&text);
         off = next;
+    }
+}
+
+/// Fails the test, saying what to do, unless this runs as root (CI does).
+pub fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root (CI runs as root): run it with scripts/test as root"
+    );
+}
+
+/// A file-backed zfs-fuse pool of its own (a unique name), destroyed with everything in it on drop.
+pub struct Pool {
+    pub name: String,
+    pub mnt: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn run_ok(prog: &str, args: &[&str]) -> String {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog} cannot run ({e}): run scripts/test, which installs zfs-fuse"));
+    assert!(
+        out.status.success(),
+        "{prog} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl Pool {
+    pub fn create() -> Self {
+        require_root();
+        let alive = Command::new("zpool").arg("list").output().map(|o| o.status.success()).unwrap_or(false);
+        assert!(
+            alive,
+            "zfs-fuse is not installed or its daemon is not running: run scripts/test (it installs zfs-fuse \
+             and starts the daemon)"
+        );
+        let dir = tempfile::Builder::new().prefix("cloudsyncd-pool").tempdir().unwrap();
+        let img = dir.path().join("vdev.img");
+        std::fs::File::create(&img).unwrap().set_len(256 << 20).unwrap();
+        let mnt = dir.path().join("mnt");
+        let name = format!("csdtest{}", rand_suffix());
+        run_ok("zpool", &["create", "-m", mnt.to_str().unwrap(), &name, img.to_str().unwrap()]);
+        Self { name, mnt, _dir: dir }
+    }
+
+    /// `zfs ARGS`, which must succeed; its stdout.
+    pub fn zfs(&self, args: &[&str]) -> String {
+        run_ok("zfs", args)
+    }
+
+    /// Creates `<pool>/<child>` and returns its mount point.
+    pub fn dataset(&self, child: &str) -> PathBuf {
+        self.zfs(&["create", &format!("{}/{child}", self.name)]);
+        self.mnt.join(child)
+    }
+
+    /// Every dataset, clone and snapshot in the pool.
+    pub fn all(&self) -> Vec<String> {
+        self.zfs(&["list", "-H", "-o", "name", "-t", "all", "-r", &self.name]).lines().map(str::to_owned).collect()
+    }
+
+    /// Snapshots and clones made by cloudsyncd (our name prefix).
+    pub fn ours(&self) -> Vec<String> {
+        self.all().into_iter().filter(|n| n.contains("cloud_sync-")).collect()
+    }
+
+    /// The pool's command history (`zpool history`): every zfs command ever run on it.
+    pub fn history(&self) -> String {
+        run_ok("zpool", &["history", &self.name])
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // zfs-fuse refuses while a file system of the pool is briefly busy; try a few times.
+        for _ in 0..20 {
+            match Command::new("zpool").args(["destroy", "-f", &self.name]).output() {
+                Ok(o) if o.status.success() => return,
+                Ok(o) => eprintln!("zpool destroy {}: {}", self.name, String::from_utf8_lossy(&o.stderr).trim()),
+                Err(e) => eprintln!("zpool destroy {}: {e}", self.name),
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 }

@@ -149,11 +149,17 @@ pub fn client(endpoint: &str) -> S3Client {
 /// answers 500 when that path is a "folder" of existing keys, which rclone
 /// would otherwise retry for 85-105 s before carrying on.
 pub fn rclone(endpoint: &str, args: &[&str]) -> Output {
+    rclone_with(endpoint, &[], args)
+}
+
+/// [`rclone`] with more environment (another remote, such as a crypt one over `s:`).
+pub fn rclone_with(endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
     let bin = cargo_bin("rclone")
         .unwrap_or_else(|| panic!("rclone is not installed: run scripts/test (apt-get install rclone)"));
     let started = Instant::now();
     let out = Command::new(bin)
         .args(args)
+        .envs(env.iter().copied())
         .args(["--low-level-retries", "1"])
         .env_remove("AWS_CA_BUNDLE")
         .env("TZ", "UTC")

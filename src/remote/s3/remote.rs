@@ -10,7 +10,7 @@ use crate::{
         entry::{Entry, Mtime},
         names::{check_remote_path, escape_for_log},
     },
-    remote::{ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload},
+    remote::{ByteStream, ListOptions, Listed, Meta, Remote, RemoteError, RootState, Upload, meta::KEY_MTIME},
 };
 
 use super::{
@@ -25,6 +25,9 @@ const HEAD_CONCURRENCY: usize = 16;
 
 /// Parts of one upload in flight.
 const PART_CONCURRENCY: usize = 4;
+
+/// S3 refuses more than 2 KiB of user metadata (names and values) per object.
+const MAX_USER_METADATA: usize = 2048;
 
 /// A folder of a bucket as the engine's tree. `Debug` prints no secret.
 #[derive(Debug, Clone)]
@@ -256,6 +259,23 @@ impl Remote for S3Remote {
         Ok(true)
     }
 
+    async fn read_meta(&self, path: &str) -> Result<Option<Meta>, RemoteError> {
+        let Some(head) =
+            self.client.head_object(&self.bucket, &self.key(path)).await.map_err(|e| remote_error(path, e))?
+        else {
+            return Ok(None);
+        };
+        // Owner, mode and ACLs under rclone's keys; the mtime in rclone's S3 form, not RFC 3339.
+        let pairs =
+            head.metadata.iter().filter(|(k, _)| k.as_str() != KEY_MTIME).map(|(k, v)| (k.as_str(), v.as_str()));
+        let mut meta = Meta::from_pairs(pairs).map_err(|e| RemoteError::Io {
+            path: path.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?;
+        meta.mtime = head.mtime().map(Mtime);
+        Ok((!meta.is_empty()).then_some(meta))
+    }
+
     async fn sweep_partials(&self, keep_job: Option<u64>) -> Result<u64, RemoteError> {
         let uploads = self
             .client
@@ -379,6 +399,29 @@ impl Upload for S3Upload {
     async fn abort(mut self: Box<Self>) {
         if let Some(w) = self.writer.take() {
             w.abort().await;
+        }
+    }
+
+    fn set_meta(&mut self, meta: &Meta) {
+        // Stored as user metadata under rclone's keys; the mtime is already in
+        // `X-Amz-Meta-Mtime` in rclone's S3 form. A multipart upload already
+        // started keeps what it was created with.
+        if self.writer.is_some() {
+            tracing::warn!(key = %self.key, "metadata came after the upload started; not stored");
+            return;
+        }
+        let mut used: usize = self.opts.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + 32;
+        for (k, v) in meta.to_pairs() {
+            if k == KEY_MTIME {
+                continue;
+            }
+            if used + k.len() + v.len() > MAX_USER_METADATA {
+                tracing::warn!(key = %self.key, metadata = %k, "left out: S3 keeps at most 2 KiB of metadata per object");
+                continue;
+            }
+            used += k.len() + v.len();
+            self.opts.metadata.retain(|(n, _)| *n != k);
+            self.opts.metadata.push((k, v));
         }
     }
 }
