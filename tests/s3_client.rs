@@ -470,6 +470,18 @@ async fn glacier_object_is_reported_and_restored_on_moto() {
     assert!(text.contains("RestoreObject"), "says what to do: {text}");
 
     assert_eq!(c.restore_object("cold", "frozen.bin", 1, "Standard").await.unwrap(), RestoreStatus::Started);
+
+    // Storage class and server-side encryption are sent on upload (single and multipart).
+    let opts =
+        PutOptions { storage_class: Some("STANDARD_IA".into()), sse: Some("AES256".into()), ..PutOptions::default() };
+    c.put_object_bytes("cold", "ia.bin", Bytes::from_static(b"warm"), &opts).await.unwrap();
+    let data = random_bytes(usize::try_from(6 * MIB).unwrap());
+    let up = UploadOptions { put: opts, chunk_size: 5 * MIB, ..UploadOptions::default() };
+    c.upload("cold", "ia-multi.bin", data.len() as u64, &BytesSource(Bytes::from(data)), &up).await.unwrap();
+    for key in ["ia.bin", "ia-multi.bin"] {
+        let meta = c.head_object("cold", key).await.unwrap().unwrap();
+        assert_eq!((meta.storage_class.as_str(), meta.sse.as_deref()), ("STANDARD_IA", Some("AES256")), "{key}");
+    }
     let meta = c.head_object("cold", "frozen.bin").await.unwrap().unwrap();
     assert!(meta.restore.as_deref().is_some_and(|r| r.contains("ongoing-request=\"false\"")), "{meta:?}");
     assert!(!meta.is_archived());

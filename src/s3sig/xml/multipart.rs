@@ -97,7 +97,8 @@ pub struct CompleteMultipartUpload {
 /// without an `ETag`, [`S3XmlError::UnexpectedRoot`] and the document-level
 /// errors (a truncated body gives [`S3XmlError::Malformed`]).
 pub fn parse_complete_multipart_upload(body: &[u8]) -> Result<CompleteMultipartUpload, S3XmlError> {
-    let root = parse_root(body, &["CompleteMultipartUploadResult"])?;
+    // moto 5.2.1 names the root `CompleteMultipartUploadResponse`, with the same children.
+    let root = parse_root(body, &["CompleteMultipartUploadResult", "CompleteMultipartUploadResponse"])?;
     Ok(CompleteMultipartUpload {
         location: root.opt_nonempty("Location"),
         bucket: root.opt_nonempty("Bucket"),
@@ -171,4 +172,15 @@ pub fn parse_list_multipart_uploads(body: &[u8]) -> Result<ListMultipartUploadsP
         next_key_marker,
         next_upload_id_marker: root.opt_nonempty("NextUploadIdMarker"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn moto_complete_root_is_accepted() {
+        let xml = br#"<?xml version="1.0" encoding="utf-8"?>
+<CompleteMultipartUploadResponse xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Location>http://bkt.s3.amazonaws.com/k</Location><Bucket>bkt</Bucket><Key>k</Key><ETag>"81485c0e873d222199469076b60f30e9-1"</ETag></CompleteMultipartUploadResponse>"#;
+        let done = super::parse_complete_multipart_upload(xml).unwrap();
+        assert_eq!(done.etag, "\"81485c0e873d222199469076b60f30e9-1\"");
+    }
 }
