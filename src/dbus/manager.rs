@@ -46,11 +46,13 @@ impl ManagerIface {
     async fn run_once(
         &self,
         #[zbus(header)] hdr: Header<'_>,
+        #[zbus(object_server)] server: &ObjectServer,
         config: ArgDict,
         options: ArgDict,
     ) -> Result<OwnedObjectPath> {
         self.ctx.auth.require_admin(&hdr).await?;
-        Ok(super::job_path(self.ctx.svc.run_once(config.into_entries(), options.into_entries())?))
+        let id = self.ctx.svc.run_once(config.into_entries(), options.into_entries())?;
+        Ok(super::serve_job(server, &self.ctx, id).await)
     }
 
     /// Provider names this build supports.

@@ -55,6 +55,16 @@ pub fn task_path(id: u64) -> OwnedObjectPath {
     path("task", id)
 }
 
+/// Makes sure job `id`'s object exists before its path goes back to the caller (the event pump
+/// may not have published it yet); returns the path.
+pub(crate) async fn serve_job(server: &ObjectServer, ctx: &Ctx, id: u64) -> OwnedObjectPath {
+    let path = job_path(id);
+    if let Err(e) = server.at(path.clone(), job::JobIface { ctx: ctx.clone(), id }).await {
+        tracing::warn!(job = id, error = %e, "could not publish the job object");
+    }
+    path
+}
+
 /// Serves the Manager, the ObjectManager and one object per stored credential and task.
 ///
 /// # Errors

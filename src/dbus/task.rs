@@ -66,9 +66,15 @@ impl TaskIface {
     /// Run Now (whether or not the task is enabled); returns the job. While a job runs one more
     /// waits; a third call returns the waiting job.
     #[zbus(out_args("job"))]
-    async fn run(&self, #[zbus(header)] hdr: Header<'_>, options: ArgDict) -> Result<OwnedObjectPath> {
+    async fn run(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(object_server)] server: &ObjectServer,
+        options: ArgDict,
+    ) -> Result<OwnedObjectPath> {
         self.ctx.auth.require_admin(&hdr).await?;
-        Ok(super::job_path(self.ctx.svc.run_task(self.id, options.into_entries())?))
+        let id = self.ctx.svc.run_task(self.id, options.into_entries())?;
+        Ok(super::serve_job(server, &self.ctx, id).await)
     }
 
     /// Stops the running job and drops the waiting one; false when there was none.
