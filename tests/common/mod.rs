@@ -427,7 +427,10 @@ pub struct Pool {
 }
 
 fn run_ok(prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog)
+    // A wedged zfs-fuse must fail the test, not hang the suite.
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(prog)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{prog} cannot run ({e}): run scripts/test, which installs zfs-fuse"));
@@ -443,7 +446,8 @@ fn run_ok(prog: &str, args: &[&str]) -> String {
 impl Pool {
     pub fn create() -> Self {
         require_root();
-        let alive = Command::new("zpool").arg("list").output().map(|o| o.status.success()).unwrap_or(false);
+        let alive =
+            Command::new("timeout").args(["20", "zpool", "list"]).output().map(|o| o.status.success()).unwrap_or(false);
         assert!(
             alive,
             "zfs-fuse is not installed or its daemon is not running: run scripts/test (it installs zfs-fuse \
@@ -454,7 +458,9 @@ impl Pool {
         std::fs::File::create(&img).unwrap().set_len(256 << 20).unwrap();
         let mnt = dir.path().join("mnt");
         let name = format!("csdtest{}", rand_suffix());
-        run_ok("zpool", &["create", "-m", mnt.to_str().unwrap(), &name, img.to_str().unwrap()]);
+        // cachefile=none: a test pool never outlives the daemon in zfs-fuse's pool cache, even when
+        // its image is gone before the pool could be destroyed.
+        run_ok("zpool", &["create", "-o", "cachefile=none", "-m", mnt.to_str().unwrap(), &name, img.to_str().unwrap()]);
         Self { name, mnt, _dir: dir }
     }
 
@@ -489,7 +495,7 @@ impl Drop for Pool {
     fn drop(&mut self) {
         // zfs-fuse refuses while a file system of the pool is briefly busy; try a few times.
         for _ in 0..20 {
-            match Command::new("zpool").args(["destroy", "-f", &self.name]).output() {
+            match Command::new("timeout").args(["60", "zpool", "destroy", "-f", &self.name]).output() {
                 Ok(o) if o.status.success() => return,
                 Ok(o) => eprintln!("zpool destroy {}: {}", self.name, String::from_utf8_lossy(&o.stderr).trim()),
                 Err(e) => eprintln!("zpool destroy {}: {e}", self.name),
