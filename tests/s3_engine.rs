@@ -290,7 +290,6 @@ async fn encrypted_push_to_s3_passes_rclone_cryptcheck_and_pulls_back() {
     const PW: &str = "correct horse battery staple";
     let env = Env::start().await;
     let tree = sample();
-    write_tree(&env.data(), &tree);
     let crypt = |names: bool| {
         vec![
             ("encryption", v(true)),
@@ -299,34 +298,67 @@ async fn encrypted_push_to_s3_passes_rclone_cryptcheck_and_pulls_back() {
             ("encryption_salt", v("")),
         ]
     };
-    let mut extra = crypt(true);
-    extra.push(("direction", v("PUSH")));
-    let t = env.task("enc", extra).await;
-    let (j, state, err) = env.run(&t).await;
-    assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
-    let stored = env.bucket_tree("enc").await;
-    assert_eq!(stored.len(), tree.len());
-    assert!(stored.keys().all(|k| !tree.contains_key(k)), "names are encrypted: {:?}", stored.keys());
-
     let obscured = std::process::Command::new("rclone").args(["obscure", PW]).output().unwrap();
     let obscured = String::from_utf8(obscured.stdout).unwrap();
+    for (names, folder, mode) in [(true, "enc", "standard"), (false, "encoff", "off")] {
+        let _ = std::fs::remove_dir_all(env.data());
+        std::fs::create_dir_all(env.data()).unwrap();
+        write_tree(&env.data(), &tree);
+        let mut extra = crypt(names);
+        extra.push(("direction", v("PUSH")));
+        let t = env.task(folder, extra).await;
+        let (j, state, err) = env.run(&t).await;
+        assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
+        let stored = env.bucket_tree(folder).await;
+        assert_eq!(stored.len(), tree.len());
+        assert!(stored.keys().all(|k| !tree.contains_key(k)), "{mode}: names are changed: {:?}", stored.keys());
+
+        let remote = format!("s:bkt/{folder}");
+        let crypt_env = [
+            ("RCLONE_CONFIG_C_TYPE", "crypt"),
+            ("RCLONE_CONFIG_C_REMOTE", remote.as_str()),
+            ("RCLONE_CONFIG_C_PASSWORD", obscured.trim()),
+            ("RCLONE_CONFIG_C_FILENAME_ENCRYPTION", mode),
+        ];
+        let data = env.data();
+        let out = rclone_with(&env.srv.endpoint(), &crypt_env, &["cryptcheck", data.to_str().unwrap(), "C:"]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && log.contains(" 0 differences found"), "{mode}: rclone cryptcheck: {log}");
+        // rclone cat through the crypt remote gives every file back byte for byte.
+        for (name, (body, _)) in &tree {
+            let out = rclone_with(&env.srv.endpoint(), &crypt_env, &["cat", &format!("C:{name}")]);
+            assert!(out.status.success(), "{mode}: rclone cat {name}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(&out.stdout, body, "{mode}: rclone cat {name}");
+        }
+
+        let _ = std::fs::remove_dir_all(env.data());
+        std::fs::create_dir_all(env.data()).unwrap();
+        let mut extra = crypt(names);
+        extra.push(("direction", v("PULL")));
+        let t = env.task(folder, extra).await;
+        let (j, state, err) = env.run(&t).await;
+        assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
+        assert!(local_tree(&env.data()) == tree, "{mode}: decrypted back byte for byte with mtimes");
+    }
+
+    // A tree that rclone encrypted into the bucket pulls back through us identical.
+    let src = env.data().with_extension("rclone-src");
+    let _ = std::fs::remove_dir_all(&src);
+    write_tree(&src, &tree);
     let crypt_env = [
         ("RCLONE_CONFIG_C_TYPE", "crypt"),
-        ("RCLONE_CONFIG_C_REMOTE", "s:bkt/enc"),
+        ("RCLONE_CONFIG_C_REMOTE", "s:bkt/byrclone"),
         ("RCLONE_CONFIG_C_PASSWORD", obscured.trim()),
         ("RCLONE_CONFIG_C_FILENAME_ENCRYPTION", "standard"),
     ];
-    let data = env.data();
-    let out = rclone_with(&env.srv.endpoint(), &crypt_env, &["cryptcheck", data.to_str().unwrap(), "C:"]);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && log.contains(" 0 differences found"), "rclone cryptcheck: {log}");
-
+    let out = rclone_with(&env.srv.endpoint(), &crypt_env, &["copy", src.to_str().unwrap(), "C:"]);
+    assert!(out.status.success(), "rclone copy: {}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(env.data());
     std::fs::create_dir_all(env.data()).unwrap();
     let mut extra = crypt(true);
     extra.push(("direction", v("PULL")));
-    let t = env.task("enc", extra).await;
+    let t = env.task("byrclone", extra).await;
     let (j, state, err) = env.run(&t).await;
     assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
-    assert!(local_tree(&env.data()) == tree, "decrypted back byte for byte with mtimes");
+    assert!(local_tree(&env.data()) == tree, "an rclone-encrypted tree pulls back identical");
 }
