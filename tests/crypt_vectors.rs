@@ -161,7 +161,7 @@ fn pattern(name: &str, size: u64) -> Vec<u8> {
             let b = match name {
                 "p251" => i % 251,
                 "q253" => (7 * i + 3) % 253,
-                other => panic!("pattern {other} not implemented"),
+                other => panic!("the vector file has a pattern this test cannot generate: {other}"),
             };
             u8::try_from(b).unwrap()
         })
