@@ -12,7 +12,9 @@ use std::{
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{GetOptions, ListRequest, ObjectIdentifier, PutOptions, S3Client};
-use common::{Bus, Daemon, dict, job, job_log, manager, map, task, task_run, v, wait_job};
+use common::{
+    Bus, Daemon, credential, dict, err_name, get_str, job, job_log, manager, map, task, task_run, v, wait_job,
+};
 use common_s3::{ACCESS_KEY, Proxy, SECRET_KEY, Server, client, random_bytes, rclone, rclone_with, read_all};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
@@ -361,4 +363,39 @@ async fn encrypted_push_to_s3_passes_rclone_cryptcheck_and_pulls_back() {
     let (j, state, err) = env.run(&t).await;
     assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
     assert!(local_tree(&env.data()) == tree, "an rclone-encrypted tree pulls back identical");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_list_buckets_through_the_bus() {
+    let env = Env::start().await;
+    let good =
+        credential(&env.conn, &OwnedObjectPath::try_from("/org/cloudsyncd/CloudSync1/credential/1").unwrap()).await;
+    assert_eq!(good.verify().await.unwrap(), (true, String::new()));
+    let buckets = good.list_buckets().await.unwrap();
+    let bkt = buckets.iter().find(|b| get_str(b, "name") == "bkt").expect("bkt is listed");
+    assert!(u64::try_from(bkt["created"].try_clone().unwrap()).unwrap() > 1_600_000_000);
+
+    const WRONG: &str = "wrong-secret-never-shown-0042";
+    let bad = manager(&env.conn)
+        .await
+        .create_credential(
+            "wrong",
+            "S3",
+            dict(vec![
+                ("access_key_id", v(ACCESS_KEY)),
+                ("secret_access_key", v(WRONG)),
+                ("endpoint", v(env.srv.endpoint().as_str())),
+                ("region", v("us-east-1")),
+            ]),
+        )
+        .await
+        .unwrap();
+    let bad = credential(&env.conn, &bad).await;
+    let (ok, why) = bad.verify().await.unwrap();
+    assert!(!ok && !why.is_empty(), "a wrong secret verified: {why}");
+    assert!(!why.contains(WRONG), "the reason shows the secret: {why}");
+    let e = bad.list_buckets().await.unwrap_err();
+    let (name, msg) = err_name(&e);
+    assert_eq!(name, "Failed", "{msg}");
+    assert!(!msg.contains(WRONG));
 }

@@ -60,14 +60,14 @@ impl CredentialIface {
     #[zbus(out_args("valid", "reason"))]
     async fn verify(&self, #[zbus(header)] hdr: Header<'_>) -> Result<(bool, String)> {
         self.ctx.auth.require_admin(&hdr).await?;
-        Ok(self.ctx.svc.verify_credential(self.id)?)
+        Ok(self.ctx.svc.verify_credential(self.id).await?)
     }
 
     /// The buckets this credential sees.
     #[zbus(out_args("buckets"))]
     async fn list_buckets(&self, #[zbus(header)] hdr: Header<'_>) -> Result<Vec<HashMap<String, OwnedValue>>> {
         self.ctx.auth.require_admin(&hdr).await?;
-        let buckets = self.ctx.svc.list_buckets(self.id)?;
+        let buckets = self.ctx.svc.list_buckets(self.id).await?;
         Ok(buckets
             .into_iter()
             .map(|(name, created)| {

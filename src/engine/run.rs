@@ -128,11 +128,7 @@ fn s3_remote(
     job: u64,
     task: Option<&TaskAttrs>,
 ) -> Result<Arc<dyn Remote>, String> {
-    let mut cfg = match &cred.attrs {
-        CredentialAttrs::S3(a) => S3Config::from_s3_attrs(a),
-        CredentialAttrs::B2(a) => S3Config::from_b2_attrs(a),
-        CredentialAttrs::Local(_) => return Err("a LOCAL credential has no bucket".to_owned()),
-    };
+    let mut cfg = s3_config(cred)?;
     let (chunk_mib, class, sse) = match task {
         Some(a) => {
             if !a.region.is_empty() {
@@ -145,6 +141,25 @@ fn s3_remote(
     let client = S3Client::new(cfg).map_err(|e| e.to_string())?;
     let chunk = chunk_mib.saturating_mul(1 << 20);
     Ok(Arc::new(S3Remote::new(client, bucket, folder, chunk, class, sse, job)))
+}
+
+fn s3_config(cred: &Credential) -> Result<S3Config, String> {
+    match &cred.attrs {
+        CredentialAttrs::S3(a) => Ok(S3Config::from_s3_attrs(a)),
+        CredentialAttrs::B2(a) => Ok(S3Config::from_b2_attrs(a)),
+        CredentialAttrs::Local(_) => Err("a LOCAL credential has no bucket".to_owned()),
+    }
+}
+
+/// The buckets an S3 or B2 credential sees: `(name, created unix seconds)`
+/// (`Credential.Verify` and `ListBuckets`).
+///
+/// # Errors
+/// The credential is LOCAL, or the listing failed (the reason, never a secret).
+pub async fn s3_buckets(cred: &Credential) -> Result<Vec<(String, u64)>, String> {
+    let client = S3Client::new(s3_config(cred)?).map_err(|e| e.to_string())?;
+    let buckets = client.list_buckets().await.map_err(|e| e.to_string())?;
+    Ok(buckets.into_iter().map(|b| (b.name, u64::try_from(b.creation_date).unwrap_or(0))).collect())
 }
 
 /// What `Credential.ListDirectory` needs to show an encrypted folder.

@@ -363,16 +363,15 @@ impl Service {
     ///
     /// # Errors
     /// `NotFound`.
-    pub fn verify_credential(&self, id: u64) -> SResult<(bool, String)> {
+    pub async fn verify_credential(&self, id: u64) -> SResult<(bool, String)> {
         let c = self.credential_clone(id)?;
-        Ok(match &c.attrs {
-            CredentialAttrs::Local(a) => match local::verify(&a.root) {
-                Ok(()) => (true, String::new()),
-                Err(e) => (false, e),
-            },
-            CredentialAttrs::S3(_) | CredentialAttrs::B2(_) => {
-                (false, format!("{} access is not part of this build yet", c.provider()))
-            }
+        let result = match &c.attrs {
+            CredentialAttrs::Local(a) => local::verify(&a.root),
+            CredentialAttrs::S3(_) | CredentialAttrs::B2(_) => crate::engine::run::s3_buckets(&c).await.map(drop),
+        };
+        Ok(match result {
+            Ok(()) => (true, String::new()),
+            Err(e) => (false, e),
         })
     }
 
@@ -380,12 +379,12 @@ impl Service {
     ///
     /// # Errors
     /// `NotFound`; `Failed` for providers without buckets or when listing fails.
-    pub fn list_buckets(&self, id: u64) -> SResult<Vec<(String, u64)>> {
+    pub async fn list_buckets(&self, id: u64) -> SResult<Vec<(String, u64)>> {
         let c = self.credential_clone(id)?;
-        Err(ServiceError::Failed(match c.provider() {
-            Provider::Local => "LOCAL does not use buckets".to_owned(),
-            p => format!("{p} access is not part of this build yet"),
-        }))
+        if c.provider() == Provider::Local {
+            return Err(ServiceError::Failed("LOCAL does not use buckets".to_owned()));
+        }
+        crate::engine::run::s3_buckets(&c).await.map_err(|e| ServiceError::Failed(format!("cannot list buckets: {e}")))
     }
 
     /// Lists one folder of a credential's storage. With `encryption`, the folder is the place of
