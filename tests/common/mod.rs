@@ -420,11 +420,16 @@ pub fn require_root() {
 }
 
 /// A file-backed zfs-fuse pool of its own (a unique name), destroyed with everything in it on drop.
+/// The tests of one binary hold their pools one at a time: zfs-fuse wedges under concurrent pool
+/// and dataset creation.
 pub struct Pool {
     pub name: String,
     pub mnt: PathBuf,
     _dir: tempfile::TempDir,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+static ZFS_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run_ok(prog: &str, args: &[&str]) -> String {
     // A wedged zfs-fuse must fail the test, not hang the suite.
@@ -446,6 +451,7 @@ fn run_ok(prog: &str, args: &[&str]) -> String {
 impl Pool {
     pub fn create() -> Self {
         require_root();
+        let turn = ZFS_TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let alive =
             Command::new("timeout").args(["20", "zpool", "list"]).output().map(|o| o.status.success()).unwrap_or(false);
         assert!(
@@ -461,7 +467,7 @@ impl Pool {
         // cachefile=none: a test pool never outlives the daemon in zfs-fuse's pool cache, even when
         // its image is gone before the pool could be destroyed.
         run_ok("zpool", &["create", "-o", "cachefile=none", "-m", mnt.to_str().unwrap(), &name, img.to_str().unwrap()]);
-        Self { name, mnt, _dir: dir }
+        Self { name, mnt, _dir: dir, _turn: turn }
     }
 
     /// `zfs ARGS`, which must succeed; its stdout.
