@@ -513,8 +513,8 @@ async fn transfer(
             return Outcome::Failed(format!("the destination folder {} does not exist", esc(&dst.describe())));
         }
         // PUSH creates the remote folder when missing.
-        if let Err(e) = tokio::fs::create_dir_all(dst.describe()).await {
-            return Outcome::Failed(format!("cannot create the remote folder {}: {e}", esc(&dst.describe())));
+        if let Err(e) = dst.create_root().await {
+            return Outcome::Failed(format!("cannot create the remote folder: {e}"));
         }
     }
 

@@ -473,6 +473,10 @@ impl Remote for CryptRemote {
         self.inner.root_state().await
     }
 
+    async fn create_root(&self) -> Result<(), RemoteError> {
+        self.inner.create_root().await
+    }
+
     async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError> {
         let (mut folders, root) = match self.inner.list_folder("").await? {
             Some(root) => (Folders::Live, root),

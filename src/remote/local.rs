@@ -813,6 +813,10 @@ impl Remote for LocalFs {
         true
     }
 
+    async fn create_root(&self) -> Result<(), RemoteError> {
+        tokio::fs::create_dir_all(&self.root).await.map_err(|e| RemoteError::io(&self.describe(), e))
+    }
+
     async fn root_state(&self) -> Result<RootState, RemoteError> {
         match tokio::fs::metadata(&self.root).await {
             Ok(m) if m.is_dir() => Ok(RootState::Present),

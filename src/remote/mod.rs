@@ -150,6 +150,14 @@ pub trait Remote: Send + Sync {
     /// # Errors
     /// The root cannot be checked.
     async fn root_state(&self) -> Result<RootState, RemoteError>;
+    /// Creates the root folder when missing (a PUSH to a new remote folder). Bucket stores need
+    /// nothing: a folder exists as soon as a key is written under it.
+    ///
+    /// # Errors
+    /// The folder cannot be created.
+    async fn create_root(&self) -> Result<(), RemoteError> {
+        Ok(())
+    }
     /// Sends every entry in key order (byte order of the whole path) into `tx`, then returns.
     ///
     /// # Errors
