@@ -115,6 +115,10 @@ pub struct LocalFs {
     owners: Owners,
     notes: Notes,
     created: Arc<Mutex<Vec<String>>>,
+    /// Held from a folder's creation until its owner is settled, and while reading the owner a
+    /// new entry inherits: a transfer never copies the owner of a folder another transfer has
+    /// just made and not yet handed over (it would still be root's).
+    settling: Arc<Mutex<()>>,
 }
 
 fn mtime_of(st: &Stat) -> Mtime {
@@ -152,6 +156,7 @@ impl LocalFs {
             owners: Owners::AsCreated,
             notes: Notes::default(),
             created: Arc::default(),
+            settling: Arc::default(),
         }
     }
 
@@ -212,6 +217,7 @@ impl LocalFs {
             let mut made = false;
             let next = match rustix::fs::openat(&fd, *comp, flags, Mode::empty()) {
                 Err(Errno::NOENT) if create => {
+                    let _settling = self.settling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     // 0777: the folder's default ACL, else the umask, decides (see the module docs).
                     match rustix::fs::mkdirat(&fd, *comp, Mode::from_raw_mode(0o777)) {
                         Ok(()) => made = true,
@@ -219,7 +225,17 @@ impl LocalFs {
                         Err(e) => return Err(RemoteError::io(shown, to_io(e))),
                     }
                     // Never through a symlink, even one planted right after mkdirat.
-                    rustix::fs::openat(&fd, *comp, flags | OFlags::NOFOLLOW, Mode::empty())
+                    let next = rustix::fs::openat(&fd, *comp, flags | OFlags::NOFOLLOW, Mode::empty());
+                    if made && let Ok(next) = &next {
+                        let path = parts[..=i].join("/");
+                        self.created.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(path.clone());
+                        fresh_mode(next.as_fd(), fd.as_fd(), true);
+                        if self.owners != Owners::AsCreated {
+                            let d = rustix::fs::fstat(&fd).map_err(|e| RemoteError::io(&path, to_io(e)))?;
+                            self.inherit_from(next.as_fd(), &d, &path)?;
+                        }
+                    }
+                    next
                 }
                 other => other,
             };
@@ -230,14 +246,6 @@ impl LocalFs {
                 },
                 e => RemoteError::io(shown, to_io(e)),
             })?;
-            if made {
-                let path = parts[..=i].join("/");
-                self.created.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(path.clone());
-                fresh_mode(next.as_fd(), fd.as_fd(), true);
-                if self.owners != Owners::AsCreated {
-                    self.inherit(next.as_fd(), fd.as_fd(), &path)?;
-                }
-            }
             let parent = std::mem::replace(&mut fd, next);
             if made {
                 created.push((parent, (*comp).to_owned()));
@@ -279,7 +287,18 @@ impl LocalFs {
     /// Gives `fd` (just created in `dir`) the owner and group of `dir`. A refusal (the daemon
     /// not running as root) is noted, not fatal: the file keeps the daemon's owner.
     fn inherit(&self, fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, path: &str) -> Result<(), RemoteError> {
-        let d = rustix::fs::fstat(dir).map_err(|e| RemoteError::io(path, to_io(e)))?;
+        let d = self.settled_stat(dir, path)?;
+        self.inherit_from(fd, &d, path)
+    }
+
+    /// The stat of `dir` once any folder creation in progress has settled its owner.
+    fn settled_stat(&self, dir: BorrowedFd<'_>, path: &str) -> Result<Stat, RemoteError> {
+        let _settling = self.settling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        rustix::fs::fstat(dir).map_err(|e| RemoteError::io(path, to_io(e)))
+    }
+
+    /// Gives `fd` the owner and group `d` (its folder's stat) has.
+    fn inherit_from(&self, fd: BorrowedFd<'_>, d: &Stat, path: &str) -> Result<(), RemoteError> {
         let f = rustix::fs::fstat(fd).map_err(|e| RemoteError::io(path, to_io(e)))?;
         if (f.st_uid, f.st_gid) == (d.st_uid, d.st_gid) {
             return Ok(());
@@ -334,7 +353,7 @@ impl LocalFs {
                 Ok(())
             }
         };
-        let d = rustix::fs::fstat(dir).map_err(|e| RemoteError::io(path, to_io(e)))?;
+        let d = self.settled_stat(dir, path)?;
         let cur = rustix::fs::fstat(fd).map_err(|e| RemoteError::io(path, to_io(e)))?;
         let (uid, gid) = (m.uid.unwrap_or(d.st_uid), m.gid.unwrap_or(d.st_gid));
         if (cur.st_uid, cur.st_gid) != (uid, gid)
