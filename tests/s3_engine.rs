@@ -399,3 +399,71 @@ async fn verify_and_list_buckets_through_the_bus() {
     assert_eq!(name, "Failed", "{msg}");
     assert!(!msg.contains(WRONG));
 }
+
+/// The count of `op` in a job log's `Requests:` line (0 when not named).
+fn requests(log: &str, op: &str) -> u64 {
+    let line = log.lines().find(|l| l.contains("Requests: ")).unwrap_or_else(|| panic!("no Requests line:\n{log}"));
+    line.split("Requests: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" (").next())
+        .into_iter()
+        .flat_map(|list| list.split(", "))
+        .find_map(|kv| kv.strip_prefix(op).and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_change_resync_sends_no_head_and_a_changed_object_is_still_seen() {
+    let env = Env::start().await;
+    let mut tree = Tree::new();
+    for i in 0..60 {
+        tree.insert(
+            format!("d{}/f{i:03}", i % 3),
+            (format!("content {i:03}").into_bytes(), 1_600_000_000_000_000_000 + i),
+        );
+    }
+    write_tree(&env.data(), &tree);
+    let t = env.task("cache", vec![]).await;
+    let (j1, s1, e1) = env.run(&t).await;
+    let log1 = job_log(&env.conn, &j1).await;
+    assert_eq!((s1.as_str(), e1.as_str()), ("SUCCESS", ""), "{log1}");
+    assert_eq!(requests(&log1, "PutObject"), 60, "{log1}");
+
+    // Right after our own upload: nothing to send, no HEAD (the listing matches what we wrote).
+    let (j2, s2, _) = env.run(&t).await;
+    let log2 = job_log(&env.conn, &j2).await;
+    assert_eq!(s2, "SUCCESS", "{log2}");
+    assert_eq!(job(&env.conn, &j2).await.files_done().await.unwrap(), 0, "{log2}");
+    assert_eq!(requests(&log2, "HeadObject"), 0, "{log2}");
+    assert_eq!(requests(&log2, "ListObjectsV2"), 1, "{log2}");
+
+    // Someone else replaces an object with other bytes of the same size and another mtime:
+    // the listing shows another version, so its mtime is read (one HEAD) and the file is sent
+    // again; a local mtime-only change is sent too.
+    let staging = env.dir.path().join("staging");
+    let mut other = Tree::new();
+    other.insert("d1/f001".to_owned(), (b"CONTENT 001".to_vec(), 1_500_000_000_000_000_000));
+    write_tree(&staging, &other);
+    std::thread::sleep(Duration::from_millis(1100)); // a later LastModified second than ours
+    let out =
+        rclone(&env.srv.endpoint(), &["copyto", staging.join("d1/f001").to_str().unwrap(), "s:bkt/cache/d1/f001"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut touched = tree.clone();
+    touched.get_mut("d2/f002").unwrap().1 += 5_000_000_000;
+    write_tree(&env.data(), &touched);
+    let (j3, s3, _) = env.run(&t).await;
+    let log3 = job_log(&env.conn, &j3).await;
+    assert_eq!(s3, "SUCCESS", "{log3}");
+    assert_eq!(requests(&log3, "HeadObject"), 1, "only the replaced object is asked for:\n{log3}");
+    assert_eq!(job(&env.conn, &j3).await.files_done().await.unwrap(), 2, "{log3}");
+    assert!(env.bucket_tree("cache").await == touched, "the bucket holds the source again");
+
+    // And the run after that is quiet again.
+    let (j4, _, _) = env.run(&t).await;
+    let log4 = job_log(&env.conn, &j4).await;
+    assert_eq!(
+        (requests(&log4, "HeadObject"), job(&env.conn, &j4).await.files_done().await.unwrap()),
+        (0, 0),
+        "{log4}"
+    );
+}

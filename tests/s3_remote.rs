@@ -30,12 +30,12 @@ async fn write(r: &S3Remote, path: &str, data: &[u8], mtime: i128) -> Result<(),
     for chunk in data.chunks(256 << 10) {
         up.write(chunk).await?;
     }
-    up.finish().await
+    up.finish().await.map(|_| ())
 }
 
 async fn list(r: &Arc<S3Remote>, exclude: &[&str]) -> Vec<Listed> {
     let filter = Filter::new(&[], &exclude.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
-    let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false };
+    let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false, versions: false };
     let (tx, mut rx) = mpsc::channel(4);
     let r2 = r.clone();
     let task = tokio::spawn(async move { r2.list(opts, tx).await });

@@ -8,8 +8,9 @@ use super::{
     limit::Limiter,
     plan::{Mode, Op},
     progress::{Progress, human_bytes},
+    seen::Seen,
 };
-use crate::remote::{Remote, RemoteError};
+use crate::remote::{Remote, RemoteError, Written};
 use std::sync::{Arc, Mutex};
 use tokio::{io::AsyncReadExt, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,8 @@ pub struct ExecOptions {
     /// Read each source file's metadata and hand it to the destination (a PUSH always keeps
     /// owner, mode and ACLs; a PULL only for `ownership=preserve`).
     pub want_meta: bool,
+    /// Where uploads to a bucket store are noted for the next run's listing.
+    pub seen: Option<Seen>,
 }
 
 /// What a run did.
@@ -91,7 +94,7 @@ async fn copy_one(
     entry: &Entry,
     want_meta: bool,
     io: (&Limiter, &Progress, &CancellationToken),
-) -> Result<(), TransferError> {
+) -> Result<Option<Written>, TransferError> {
     let (limiter, progress, cancel) = io;
     let mut rd = src.open(&entry.path).await.map_err(|e| fail(&e))?;
     let meta = if want_meta { src.read_meta(&entry.path).await.map_err(|e| fail(&e))? } else { None };
@@ -184,14 +187,17 @@ pub async fn execute(
                     cancel.clone(),
                     report.clone(),
                 );
-                let (mode, want_meta) = (opts.mode, opts.want_meta);
+                let (mode, want_meta, seen) = (opts.mode, opts.want_meta, opts.seen.clone());
                 tasks.spawn(async move {
                     let _permit = permit;
                     let res = copy_one(&*src, &*dst, &entry, want_meta, (&limiter, &progress, &cancel)).await;
                     let copied = {
                         let mut r = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                         match res {
-                            Ok(()) => {
+                            Ok(written) => {
+                                if let (Some(seen), Some(w)) = (&seen, &written) {
+                                    seen.uploaded(&entry, w);
+                                }
                                 Progress::add(&progress.files_done, 1);
                                 r.transferred += 1;
                                 log.line(&format!("Copied ({how}) {} ({})", esc(&entry.path), human_bytes(entry.size)));

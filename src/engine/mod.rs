@@ -11,3 +11,4 @@ pub mod names;
 pub mod plan;
 pub mod progress;
 pub mod run;
+pub mod seen;

@@ -15,6 +15,7 @@ use super::{
     limit::Limiter,
     plan::{Mode, Plan, PlanOptions},
     progress::{Progress, human_bytes},
+    seen::{self, Seen},
 };
 use crate::{
     crypt::Cipher,
@@ -34,7 +35,7 @@ use crate::{
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, atomic::AtomicU64},
     time::Duration,
 };
 use tokio::sync::mpsc;
@@ -475,7 +476,7 @@ async fn transfer(
         Ok(f) => Arc::new(f),
         Err(e) => return Outcome::Failed(format!("filter: {e}")),
     };
-    let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks };
+    let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks, versions: true };
     if let Some(crypt) = crypt.filter(|_| c.filename_encryption && c.direction == Direction::Push) {
         // rclone fails such names one by one mid-run; we refuse the job before any transfer.
         let (shown, count) = long_names(&src, &opts, crypt.cipher()).await;
@@ -520,6 +521,28 @@ async fn transfer(
 
     let (stx, srx) = mpsc::channel(1024);
     let (dtx, drx) = mpsc::channel(1024);
+    // The bucket side's listing carries no mtimes: they come from what the task's last run saw,
+    // and only where the listing shows another version from the store (one HEAD each).
+    let seen = spec.task.map(|t| {
+        let side = if c.direction == Direction::Push { &dst } else { &src };
+        let endpoint = match &spec.credential.attrs {
+            CredentialAttrs::S3(a) => a.endpoint.as_str(),
+            CredentialAttrs::B2(a) => a.endpoint.as_str(),
+            CredentialAttrs::Local(_) => "",
+        };
+        let id = format!("{endpoint} {} {} {}", side.describe(), c.encryption, c.filename_encryption);
+        Seen::open(seen::file_for(&spec.state_dir, t), id)
+    });
+    let stats = Arc::new(AtomicU64::new(0));
+    let resolved = |remote: &Arc<dyn Remote>, tx: mpsc::Sender<Listed>| {
+        let (rtx, rrx) = mpsc::channel(1024);
+        tokio::spawn(seen::resolve(remote.clone(), seen.clone(), rrx, tx, stats.clone()));
+        rtx
+    };
+    let (stx, dtx) = match c.direction {
+        Direction::Push => (stx, resolved(&dst, dtx)),
+        Direction::Pull => (resolved(&src, stx), dtx),
+    };
     let src_list = {
         let (src, opts) = (src.clone(), opts.clone());
         tokio::spawn(async move { src.list(opts, stx).await })
@@ -570,6 +593,7 @@ async fn transfer(
         empty_source_guard: mode == Mode::Sync,
         src_name: esc(&src.describe()),
         dst_name: esc(&dst.describe()),
+        seen: seen.clone().filter(|_| c.direction == Direction::Push),
     };
     // Listing problems must be known before deletions: they come through the side channel and
     // are folded into the report as errors by the executor's caller below, so the executor is
@@ -588,7 +612,7 @@ async fn transfer(
                         log.line(&format!("ERROR {e}"));
                         errs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(e);
                     }
-                    Listed::Entry(_) => {}
+                    Listed::Entry(_) | Listed::Unresolved { .. } => {}
                 }
             }
         })
@@ -603,6 +627,21 @@ async fn transfer(
         }
     }
     report.errors.extend(listing_failed);
+    if let Some(seen) = seen
+        && let Ok(Err(e)) = tokio::task::spawn_blocking(move || seen.commit()).await
+    {
+        log.line(&format!("Note: the listing cache could not be written ({e}); the next run reads mtimes again"));
+    }
+    let remote_side = if c.direction == Direction::Push { &dst } else { &src };
+    let counts = remote_side.requests();
+    if !counts.is_empty() {
+        let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        log.line(&format!(
+            "Requests: {} ({} mtime(s) read by HEAD, the rest known from the last run)",
+            parts.join(", "),
+            stats.load(std::sync::atomic::Ordering::Relaxed)
+        ));
+    }
     if !spec.dry_run && !report.aborted && !cancel.is_cancelled() {
         finish_dirs(&*src, &*dst, want_meta, log, &mut report).await;
     }

@@ -36,7 +36,7 @@
 //! encrypt with a fresh random nonce into an upload of the encrypted size. Memory per open file:
 //! about two blocks.
 
-use super::{ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload};
+use super::{ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload, Written};
 use crate::{
     crypt::{
         BLOCK_SIZE, Cipher, ContentCipher, CryptError, Encryptor, HEADER_SIZE, NameEncryption, NameError, NameOptions,
@@ -256,7 +256,9 @@ impl CryptRemote {
         let mut problems = Vec::new();
         for item in listed {
             let e = match item {
-                Listed::Entry(e) => e,
+                // The wrapped remote is asked for resolved listings; an unresolved file keeps
+                // the store's upload time.
+                Listed::Entry(e) | Listed::Unresolved { entry: e, .. } => e,
                 // The wrapped remote's own problems, told at the plaintext folder.
                 Listed::Skipped { path, reason } => {
                     problems.push(Listed::Skipped { path: join(dir, last_segment(&path)), reason });
@@ -307,13 +309,14 @@ impl CryptRemote {
         let everything = ListOptions {
             filter: Arc::new(Filter::new(&[], &[]).expect("no rules is a valid filter")),
             follow_symlinks: false,
+            versions: false,
         };
         let lister = tokio::spawn(async move { inner.list(everything, tx).await });
         let mut children: HashMap<String, Vec<Listed>> = HashMap::new();
         let mut dirs: HashSet<String> = HashSet::new();
         while let Some(item) = rx.recv().await {
             let path = match &item {
-                Listed::Entry(e) => {
+                Listed::Entry(e) | Listed::Unresolved { entry: e, .. } => {
                     if e.is_dir() {
                         dirs.insert(e.path.clone());
                     }
@@ -390,6 +393,7 @@ impl CryptRemote {
         let everything = ListOptions {
             filter: Arc::new(Filter::new(&[], &[]).expect("no rules is a valid filter")),
             follow_symlinks: false,
+            versions: false,
         };
         let lister = tokio::spawn(async move { inner.list(everything, tx).await });
         let mut verdict = Ok(());
@@ -459,6 +463,10 @@ impl Remote for CryptRemote {
     /// The wrapped remote's name: the task's folder, which is not encrypted.
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+
+    fn requests(&self) -> Vec<(String, u64)> {
+        self.inner.requests()
     }
 
     fn mtime_precision_ns(&self) -> u64 {
@@ -606,7 +614,7 @@ impl Upload for CryptUpload {
         self.inner.write(&self.out).await.map_err(|e| at(&self.path, e))
     }
 
-    async fn finish(mut self: Box<Self>) -> Result<(), RemoteError> {
+    async fn finish(mut self: Box<Self>) -> Result<Option<Written>, RemoteError> {
         self.out.clear();
         self.enc.take().expect("finish twice").finish(&mut self.out);
         let Self { mut inner, out, path, .. } = *self;
@@ -790,7 +798,7 @@ mod tests {
 
     async fn collect(remote: &CryptRemote, filter: Filter) -> Vec<Listed> {
         let (tx, mut rx) = mpsc::channel(4);
-        let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false };
+        let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false, versions: false };
         let (res, items) = tokio::join!(remote.list(opts, tx), async {
             let mut v = Vec::new();
             while let Some(i) = rx.recv().await {

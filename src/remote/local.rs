@@ -18,7 +18,7 @@
 //! `engine::{entry, filter, names}`, `remote::meta`.
 
 use super::{
-    ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload,
+    ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload, Written,
     meta::{Meta, PosixAcl, XATTR_ACL_ACCESS, XATTR_ACL_DEFAULT, XATTR_NFS4_ACL},
 };
 use crate::engine::{
@@ -760,7 +760,7 @@ impl Upload for LocalUpload {
         f.write_all(buf).await.map_err(|e| RemoteError::io(&self.path, e))
     }
 
-    async fn finish(mut self: Box<Self>) -> Result<(), RemoteError> {
+    async fn finish(mut self: Box<Self>) -> Result<Option<Written>, RemoteError> {
         let mut f = self.file.take().expect("finish twice");
         let res = async {
             f.flush().await?;
@@ -796,7 +796,7 @@ impl Upload for LocalUpload {
         } else {
             self.created.clear();
         }
-        done
+        done.map(|()| None)
     }
 
     async fn abort(mut self: Box<Self>) {

@@ -87,6 +87,17 @@ pub enum Listed {
         /// Why.
         reason: String,
     },
+    /// A file of a bucket store whose listing does not carry its mtime (it lives in object
+    /// metadata, one request per object to read): `entry.mtime` is the store's upload time, and
+    /// `version` tells this version of the object apart, so that the caller can take the mtime
+    /// from what an earlier run saw and ask ([`Remote::stat`]) only where that does not match.
+    /// Sent only when [`ListOptions::versions`] asks for it.
+    Unresolved {
+        /// The file, its mtime not yet known.
+        entry: Entry,
+        /// Which version of the object the listing showed.
+        version: Version,
+    },
     /// A part of the tree that could not be read: the run fails and a SYNC deletes nothing.
     Error {
         /// The folder or file.
@@ -103,6 +114,27 @@ pub struct ListOptions {
     pub filter: Arc<Filter>,
     /// Follow symlinks instead of skipping them (local trees only).
     pub follow_symlinks: bool,
+    /// Bucket stores may send files as [`Listed::Unresolved`] instead of reading each mtime.
+    pub versions: bool,
+}
+
+/// One version of an object of a bucket store, as its listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Version {
+    /// The `ETag`, with its quotes; empty when the listing carries none.
+    pub etag: String,
+    /// Upload time (`LastModified`), unix seconds.
+    pub modified: i64,
+}
+
+/// What a completed upload to a bucket store became, for the next run's [`Version`] matching.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Written {
+    /// The `ETag` the store answered with.
+    pub etag: String,
+    /// The store's clock (its `Date` header) when the upload started and when it completed,
+    /// unix seconds: its `LastModified` lies between them.
+    pub window: Option<(i64, i64)>,
 }
 
 /// State of the root folder of a tree before a run.
@@ -122,11 +154,12 @@ pub trait Upload: Send {
     /// # Errors
     /// The write failed; the upload should then be aborted.
     async fn write(&mut self, buf: &[u8]) -> Result<(), RemoteError>;
-    /// Makes the object visible under its final name with its mtime.
+    /// Makes the object visible under its final name with its mtime; bucket stores say what
+    /// version they stored.
     ///
     /// # Errors
     /// The object could not be completed; nothing is left behind.
-    async fn finish(self: Box<Self>) -> Result<(), RemoteError>;
+    async fn finish(self: Box<Self>) -> Result<Option<Written>, RemoteError>;
     /// Drops the partial object.
     async fn abort(self: Box<Self>);
     /// Metadata (owner, group, mode, ACLs) to store with the object, given before
@@ -220,6 +253,11 @@ pub trait Remote: Send + Sync {
     /// It cannot be read.
     async fn read_meta(&self, _path: &str) -> Result<Option<Meta>, RemoteError> {
         Ok(None)
+    }
+    /// Requests sent so far, per kind (`HeadObject 3`), for the job log; empty for trees that
+    /// send none.
+    fn requests(&self) -> Vec<(String, u64)> {
+        Vec::new()
     }
     /// Folders this tree created so far during the job, in creation order (the default: none,
     /// as bucket stores have no folders).

@@ -496,6 +496,7 @@ impl Service {
             Ok(self.drop_task_jobs(s, id))
         })?;
         self.forget_jobs(&jobs);
+        crate::engine::seen::forget(&self.state_dir, id);
         Ok(())
     }
 

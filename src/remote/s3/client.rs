@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     http: HttpClient,
     /// Regions detected or corrected per bucket.
     regions: Mutex<HashMap<String, String>>,
+    /// Requests sent (every attempt), per operation.
+    counts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl fmt::Debug for S3Client {
@@ -175,7 +177,22 @@ impl S3Client {
             return Err(S3Error::config("max_upload_parts must be between 1 and 10000"));
         }
         let http = build_client(&cfg)?;
-        Ok(Self { inner: Arc::new(Inner { cfg, endpoint, http, regions: Mutex::new(HashMap::new()) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cfg,
+                endpoint,
+                http,
+                regions: Mutex::new(HashMap::new()),
+                counts: Mutex::default(),
+            }),
+        })
+    }
+
+    /// Requests sent so far by this client and its clones (every attempt), per operation.
+    #[must_use]
+    pub fn request_counts(&self) -> Vec<(String, u64)> {
+        let counts = self.inner.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
     }
 
     /// The configuration.
@@ -346,6 +363,8 @@ impl S3Client {
                 None => self.region_for(req.bucket).await?,
             };
             let started = Instant::now();
+            *self.inner.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(req.op).or_default() +=
+                1;
             let result = self.attempt(req, &prep, &region, mode, &parse).await;
             tracing::debug!(
                 op = req.op,

@@ -153,7 +153,11 @@ impl S3Client {
         self.run(&req, Mode::Collect, |r| {
             let done =
                 s3sig::parse_complete_multipart_upload(r.bytes()).map_err(|e| bad_xml(target.clone(), r.status, e))?;
-            Ok(PutOutput { etag: done.etag, version_id: r.header("x-amz-version-id").map(str::to_owned) })
+            Ok(PutOutput {
+                etag: done.etag,
+                version_id: r.header("x-amz-version-id").map(str::to_owned),
+                date: r.header("date").and_then(super::parse_http_date),
+            })
         })
         .await
     }

@@ -240,6 +240,8 @@ pub struct PutOutput {
     pub etag: String,
     /// `x-amz-version-id`, in versioned buckets.
     pub version_id: Option<String>,
+    /// The server's clock when it answered (`Date`), unix seconds.
+    pub date: Option<i64>,
 }
 
 /// What a `DeleteObject` did.
@@ -274,6 +276,7 @@ fn put_output(r: &Reply) -> PutOutput {
     PutOutput {
         etag: r.header("etag").unwrap_or_default().to_owned(),
         version_id: r.header("x-amz-version-id").map(str::to_owned),
+        date: r.header("date").and_then(parse_http_date),
     }
 }
 

@@ -10,7 +10,10 @@ use crate::{
         entry::{Entry, Mtime},
         names::{check_remote_path, escape_for_log},
     },
-    remote::{ByteStream, ListOptions, Listed, Meta, Remote, RemoteError, RootState, Upload, meta::KEY_MTIME},
+    remote::{
+        ByteStream, ListOptions, Listed, Meta, Remote, RemoteError, RootState, Upload, Version, Written,
+        meta::KEY_MTIME,
+    },
 };
 
 use super::{
@@ -198,6 +201,20 @@ impl Remote for S3Remote {
                 if !Self::passes(&opts, &rel) {
                     continue;
                 }
+                if opts.versions {
+                    // The caller resolves mtimes (from what an earlier run saw, else by stat).
+                    while !window.is_empty() {
+                        if !send_next(&mut window).await {
+                            return Ok(());
+                        }
+                    }
+                    let entry = Entry::file(rel, obj.size, Mtime(i128::from(obj.last_modified) * 1_000_000_000));
+                    let version = Version { etag: obj.etag, modified: obj.last_modified };
+                    if tx.send(Listed::Unresolved { entry, version }).await.is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 if window.len() >= HEAD_CONCURRENCY && !send_next(&mut window).await {
                     return Ok(());
                 }
@@ -235,6 +252,7 @@ impl Remote for S3Remote {
             buf: BytesMut::new(),
             written: 0,
             writer: None,
+            started: std::time::Instant::now(),
         }))
     }
 
@@ -257,6 +275,10 @@ impl Remote for S3Remote {
 
     async fn remove_dir(&self, _path: &str) -> Result<bool, RemoteError> {
         Ok(true)
+    }
+
+    fn requests(&self) -> Vec<(String, u64)> {
+        self.client.request_counts()
     }
 
     async fn read_meta(&self, path: &str) -> Result<Option<Meta>, RemoteError> {
@@ -322,6 +344,7 @@ struct S3Upload {
     buf: BytesMut,
     written: u64,
     writer: Option<MultipartWriter>,
+    started: std::time::Instant,
 }
 
 impl S3Upload {
@@ -369,7 +392,7 @@ impl Upload for S3Upload {
         Ok(())
     }
 
-    async fn finish(mut self: Box<Self>) -> Result<(), RemoteError> {
+    async fn finish(mut self: Box<Self>) -> Result<Option<Written>, RemoteError> {
         if self.written != self.size {
             let reason = format!("{} bytes written, {} announced", self.written, self.size);
             if let Some(w) = self.writer.take() {
@@ -378,22 +401,26 @@ impl Upload for S3Upload {
             return Err(RemoteError::Refused { path: self.path.clone(), reason });
         }
         let rest = std::mem::take(&mut self.buf).freeze();
-        if self.size <= self.part {
+        let out = if self.size <= self.part {
             let r = &self.remote;
             r.client
                 .put_object_bytes(&r.bucket, &self.key, rest, &self.opts)
                 .await
-                .map_err(|e| remote_error(&self.path, e))?;
-            return Ok(());
-        }
-        if !rest.is_empty() {
-            self.push(rest).await?;
-        }
-        let Some(w) = self.writer.take() else {
-            return Err(RemoteError::Refused { path: self.path.clone(), reason: "no part was written".to_owned() });
+                .map_err(|e| remote_error(&self.path, e))?
+        } else {
+            if !rest.is_empty() {
+                self.push(rest).await?;
+            }
+            let Some(w) = self.writer.take() else {
+                return Err(RemoteError::Refused { path: self.path.clone(), reason: "no part was written".to_owned() });
+            };
+            w.finish().await.map_err(|e| remote_error(&self.path, e))?
         };
-        w.finish().await.map_err(|e| remote_error(&self.path, e))?;
-        Ok(())
+        // The store's LastModified lies between the start of the upload (a multipart object's
+        // is its initiation) and the reply, both on the server's clock.
+        let took = i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX);
+        let window = out.date.map(|d| (d.saturating_sub(took).saturating_sub(1), d.saturating_add(1)));
+        Ok(Some(Written { etag: out.etag, window }))
     }
 
     async fn abort(mut self: Box<Self>) {
@@ -453,7 +480,7 @@ mod tests {
     #[test]
     fn filters_apply_to_every_folder_above() {
         let filter = Filter::new(&[], &["skip/**".to_owned(), "*.tmp".to_owned()]).unwrap();
-        let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false };
+        let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false, versions: false };
         assert!(S3Remote::passes(&opts, "keep/a.txt"));
         assert!(!S3Remote::passes(&opts, "skip/a.txt"));
         assert!(!S3Remote::passes(&opts, "x.tmp"));
