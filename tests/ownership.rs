@@ -359,9 +359,8 @@ async fn through_s3s_fs_objects_carry_the_metadata_and_restores_follow_each_owne
     let cred_id = credential(&env.conn, &cred).await.id().await.unwrap();
     source_tree(&env.p("data"));
     let src = facts(&env.p("data"));
-    let push = env
-        .push_task_to(cred_id, map(&[("bucket", v("bkt")), ("folder", v("f")), ("storage_class", v(""))]))
-        .await;
+    let push =
+        env.push_task_to(cred_id, map(&[("bucket", v("bkt")), ("folder", v("f")), ("storage_class", v(""))])).await;
     let (s, e, log) = env.run(&push).await;
     assert_eq!(s, "SUCCESS", "{e}\n{log}");
 

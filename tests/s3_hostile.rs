@@ -186,7 +186,8 @@ async fn a_hostile_listing_writes_nothing_outside_names_each_bad_key_and_brings_
     // No refused key was ever read (HEAD or GET): they were refused at the listing.
     let reqs = requests.lock().unwrap().clone();
     for r in &reqs {
-        for needle in ["escape.txt", "pwned.txt", "dotdot.txt", "abs.txt", "a//b.txt", "dot.txt", "nul", "bad-", "nnnn", "pppp"]
+        for needle in
+            ["escape.txt", "pwned.txt", "dotdot.txt", "abs.txt", "a//b.txt", "dot.txt", "nul", "bad-", "nnnn", "pppp"]
         {
             assert!(!r.contains(needle), "a refused key was requested: {r}");
         }
