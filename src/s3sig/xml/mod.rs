@@ -352,7 +352,7 @@ pub(super) fn decode_key(text: &str, url_encoded: bool) -> Result<(String, Optio
     if !url_encoded {
         return Ok((text.to_owned(), None));
     }
-    let bytes = form_decode_bytes(text).ok_or_else(|| invalid("Key", text, "URL-encoded bytes"))?;
+    let bytes = form_decode_bytes(text).ok_or_else(|| invalid("Key", text, "URL-encoded UTF-8"))?;
     match String::from_utf8(bytes) {
         Ok(s) => Ok((s, None)),
         Err(e) => Ok((String::from_utf8_lossy(e.as_bytes()).into_owned(), Some(e.into_bytes()))),
