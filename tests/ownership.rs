@@ -1,10 +1,12 @@
-//! Owners, modes and POSIX ACLs through a PUSH to LOCAL and a restore (`Task.Restore`) under each
-//! `ownership` rule, on a file system with POSIX ACLs, through the bus with the real daemon;
+//! Owners, modes and POSIX ACLs through a PUSH to LOCAL or to S3 (s3s-fs, object metadata) and a
+//! restore (`Task.Restore`) under each `ownership` rule, on a file system with POSIX ACLs, through
+//! the bus with the real daemon;
 //! rclone reads the metadata of our copies; a symlink planted in the destination is not followed
 //! while owners are fixed. Needs root (CI is root) and `acl` (getfacl/setfacl) and rclone, which
 //! scripts/test installs.
 
 mod common;
+mod common_s3;
 
 use common::*;
 use std::{
@@ -146,6 +148,52 @@ fn source_tree(data: &Path) {
     }
 }
 
+fn is_dir(f: &(u32, u32, u32, String, i64)) -> bool {
+    f.2 & 0o170_000 == 0o040_000
+}
+
+/// `inherit` into a folder owned 1234:1234 with the default ACL u:4321:rwx: every file and folder
+/// is owned like that folder and inherited its ACL.
+fn assert_inherited(got: &Facts, src: &Facts) {
+    assert_eq!(got.keys().collect::<Vec<_>>(), src.keys().collect::<Vec<_>>());
+    for (k, g) in got {
+        assert_eq!((g.0, g.1), (1234, 1234), "{k} is not owned like its folder");
+        assert!(g.3.contains("user:4321:rwx"), "{k} did not inherit the folder's default ACL: {}", g.3);
+        if is_dir(g) {
+            assert!(g.3.contains("default:user:4321:rwx"), "folder {k} has no inherited default ACL: {}", g.3);
+            assert_eq!(g.2 & 0o777, 0o775, "{k}: created 0777, the default ACL's mask decides");
+        } else {
+            assert_eq!(g.2 & 0o777, 0o664, "{k}: created 0666, the default ACL decides");
+        }
+    }
+}
+
+/// `preserve`: the original owners, modes, ACLs and mtimes (set-uid of files dropped), and the
+/// inherited ACL gone. With `folders` false (a bucket store keeps no folders, so nothing about
+/// them) the folders are as `inherit` makes them, which the contract says for objects without
+/// metadata.
+fn assert_preserved(got: &Facts, src: &Facts, folders: bool) {
+    assert_eq!(got.keys().collect::<Vec<_>>(), src.keys().collect::<Vec<_>>());
+    for (k, s) in src {
+        if is_dir(s) && !folders {
+            let g = &got[k];
+            assert_eq!((g.0, g.1, g.2 & 0o7777), (1234, 1234, 0o775), "folder {k}: as inherit");
+            assert!(g.3.contains("default:user:4321:rwx"), "folder {k}: as inherit: {}", g.3);
+            continue;
+        }
+        let want_mode = if k == "prog" { s.2 & !0o4000 } else { s.2 };
+        assert_eq!(got[k], (s.0, s.1, want_mode, s.3.clone(), s.4), "{k} restored with preserve");
+    }
+}
+
+/// `root`: everything owned by root.
+fn assert_rooted(got: &Facts, src: &Facts) {
+    assert_eq!(got.keys().collect::<Vec<_>>(), src.keys().collect::<Vec<_>>());
+    for (k, g) in got {
+        assert_eq!((g.0, g.1), (0, 0), "{k} is not owned by root");
+    }
+}
+
 #[allow(dead_code)] // bus and daemon stay alive for the test
 struct Env {
     bus: Bus,
@@ -177,12 +225,17 @@ impl Env {
     }
 
     async fn push_task(&self) -> OwnedObjectPath {
+        self.push_task_to(1, map(&[("folder", v("f"))])).await
+    }
+
+    /// A PUSH SYNC of `data` with credential `cred` and these attributes.
+    async fn push_task_to(&self, cred: u64, attributes: zbus::zvariant::OwnedValue) -> OwnedObjectPath {
         let cfg = vec![
             ("path", v(self.p("data").to_str().unwrap())),
-            ("credentials", v(1u64)),
+            ("credentials", v(cred)),
             ("direction", v("PUSH")),
             ("transfer_mode", v("SYNC")),
-            ("attributes", map(&[("folder", v("f"))])),
+            ("attributes", attributes),
         ];
         manager(&self.conn).await.create_task(dict(cfg)).await.unwrap()
     }
@@ -253,18 +306,7 @@ async fn push_keeps_metadata_on_the_local_copy_and_restores_follow_each_ownershi
     let (s, e, log) = env.run(&restore).await;
     assert_eq!(s, "SUCCESS", "{e}\n{log}");
     assert!(log.contains("Ownership: inherit"), "{log}");
-    let got = facts(&env.p("r-inherit"));
-    assert_eq!(got.keys().collect::<Vec<_>>(), src.keys().collect::<Vec<_>>());
-    for (k, g) in &got {
-        assert_eq!((g.0, g.1), (1234, 1234), "{k} is not owned like its folder");
-        assert!(g.3.contains("user:4321:rwx"), "{k} did not inherit the folder's default ACL: {}", g.3);
-        if g.2 & 0o170_000 == 0o040_000 {
-            assert!(g.3.contains("default:user:4321:rwx"), "folder {k} has no inherited default ACL: {}", g.3);
-            assert_eq!(g.2 & 0o777, 0o775, "{k}: created 0777, the default ACL's mask decides");
-        } else {
-            assert_eq!(g.2 & 0o777, 0o664, "{k}: created 0666, the default ACL decides");
-        }
-    }
+    assert_inherited(&facts(&env.p("r-inherit")), &src);
 
     // preserve: the original owners, modes and ACLs, and the inherited ACL is gone.
     let rt = task(&env.conn, &restore).await;
@@ -274,11 +316,7 @@ async fn push_keeps_metadata_on_the_local_copy_and_restores_follow_each_ownershi
     let (s, e, log) = env.run(&restore).await;
     assert_eq!(s, "SUCCESS", "{e}\n{log}");
     assert!(log.contains("Ownership: preserve"), "{log}");
-    let got = facts(&env.p("r-preserve"));
-    for (k, s) in &src {
-        let want_mode = if k == "prog" { s.2 & !0o4000 } else { s.2 };
-        assert_eq!(got[k], (s.0, s.1, want_mode, s.3.clone(), s.4), "{k} restored with preserve");
-    }
+    assert_preserved(&facts(&env.p("r-preserve")), &src, true);
 
     // inherit into a folder without a default ACL: 0644 and 0755, not the daemon's umask 0077.
     let plain = env.p("r-plain");
@@ -301,11 +339,67 @@ async fn push_keeps_metadata_on_the_local_copy_and_restores_follow_each_ownershi
     let (s, e, log) = env.run(&restore).await;
     assert_eq!(s, "SUCCESS", "{e}\n{log}");
     assert!(log.contains("Ownership: root"), "{log}");
-    let got = facts(&env.p("r-root"));
-    assert_eq!(got.len(), src.len());
-    for (k, g) in &got {
-        assert_eq!((g.0, g.1), (0, 0), "{k} is not owned by root");
+    assert_rooted(&facts(&env.p("r-root")), &src);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_s3s_fs_objects_carry_the_metadata_and_restores_follow_each_ownership_rule() {
+    use common_s3::{ACCESS_KEY, SECRET_KEY, Server, client};
+    let env = Env::start().await;
+    let srv = Server::s3s_fs();
+    let s3 = client(&srv.endpoint());
+    s3.create_bucket("bkt").await.unwrap();
+    let attrs = dict(vec![
+        ("access_key_id", v(ACCESS_KEY)),
+        ("secret_access_key", v(SECRET_KEY)),
+        ("endpoint", v(srv.endpoint().as_str())),
+        ("region", v("us-east-1")),
+    ]);
+    let cred = manager(&env.conn).await.create_credential("s3s", "S3", attrs).await.unwrap();
+    let cred_id = credential(&env.conn, &cred).await.id().await.unwrap();
+    source_tree(&env.p("data"));
+    let src = facts(&env.p("data"));
+    let push =
+        env.push_task_to(cred_id, map(&[("bucket", v("bkt")), ("folder", v("f")), ("storage_class", v(""))])).await;
+    let (s, e, log) = env.run(&push).await;
+    assert_eq!(s, "SUCCESS", "{e}\n{log}");
+
+    // Each object carries owner, group, mode and ACLs as user metadata under rclone's keys.
+    for (k, f) in src.iter().filter(|(_, f)| !is_dir(f)) {
+        let head = s3.head_object("bkt", &format!("f/{k}")).await.unwrap().unwrap_or_else(|| panic!("no object {k}"));
+        let m = &head.metadata;
+        assert_eq!(m.get("uid").map(String::as_str), Some(f.0.to_string().as_str()), "{k}: {m:?}");
+        assert_eq!(m.get("gid").map(String::as_str), Some(f.1.to_string().as_str()), "{k}: {m:?}");
+        assert_eq!(m.get("mode").map(|x| u32::from_str_radix(x, 8).unwrap()), Some(f.2), "{k}: {m:?}");
+        assert_eq!(m.contains_key("posix-acl-access"), !f.3.is_empty(), "{k}: {m:?}");
     }
+
+    let restore = task(&env.conn, &push)
+        .await
+        .restore(dict(vec![("path", v(env.restore_dir("r-inherit").to_str().unwrap())), ("transfer_mode", v("COPY"))]))
+        .await
+        .unwrap();
+    let (s, e, log) = env.run(&restore).await;
+    assert_eq!(s, "SUCCESS", "{e}\n{log}");
+    assert!(log.contains("Ownership: inherit"), "{log}");
+    assert_inherited(&facts(&env.p("r-inherit")), &src);
+
+    let rt = task(&env.conn, &restore).await;
+    rt.update(dict(vec![("ownership", v("preserve")), ("path", v(env.restore_dir("r-preserve").to_str().unwrap()))]))
+        .await
+        .unwrap();
+    let (s, e, log) = env.run(&restore).await;
+    assert_eq!(s, "SUCCESS", "{e}\n{log}");
+    assert!(log.contains("Ownership: preserve"), "{log}");
+    assert_preserved(&facts(&env.p("r-preserve")), &src, false);
+
+    rt.update(dict(vec![("ownership", v("root")), ("path", v(env.restore_dir("r-root").to_str().unwrap()))]))
+        .await
+        .unwrap();
+    let (s, e, log) = env.run(&restore).await;
+    assert_eq!(s, "SUCCESS", "{e}\n{log}");
+    assert!(log.contains("Ownership: root"), "{log}");
+    assert_rooted(&facts(&env.p("r-root")), &src);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -254,7 +254,7 @@ pub async fn execute(
             }
             Op::DeleteDir { path } => delete_dirs.push(path),
             Op::Conflict { path, reason } => {
-                let e = format!("{}: {reason}", esc(&path));
+                let e = if path.is_empty() { reason } else { format!("{}: {reason}", esc(&path)) };
                 log.line(&format!("ERROR {e}"));
                 rep(&|r| r.errors.push(e.clone()));
             }

@@ -608,7 +608,11 @@ async fn transfer(
                     Listed::Skipped { path, reason } => log.line(&format!("Skipped {path}: {reason}")),
                     Listed::Error { path, reason } => {
                         let side = if is_src { "source" } else { "destination" };
-                        let e = format!("{side} {path}: {reason}");
+                        let e = if path.is_empty() {
+                            format!("{side}: {reason}")
+                        } else {
+                            format!("{side} {path}: {reason}")
+                        };
                         log.line(&format!("ERROR {e}"));
                         errs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(e);
                     }
@@ -654,7 +658,9 @@ async fn finish_dirs(src: &dyn Remote, dst: &dyn Remote, want_meta: bool, log: &
     let mut dirs = dst.created_dirs();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
     for d in dirs {
-        let meta = if want_meta {
+        // A bucket store has no folders, so nothing to read about them (asking would HEAD a key
+        // that is a prefix; s3s-fs answers that with 500 until the retries run out).
+        let meta = if want_meta && src.has_dirs() {
             match src.read_meta(&d).await {
                 Ok(m) => m,
                 Err(e) => {

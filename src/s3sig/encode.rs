@@ -76,6 +76,12 @@ pub(super) fn percent_decode_lenient(s: &str) -> Vec<u8> {
 /// requested with `encoding-type=url`. Returns `None` on a malformed escape or
 /// when the result is not UTF-8.
 pub(super) fn form_decode_strict(s: &str) -> Option<String> {
+    String::from_utf8(form_decode_bytes(s)?).ok()
+}
+
+/// [`form_decode_strict`] without the UTF-8 check: the bytes, `None` on a
+/// malformed escape.
+pub(super) fn form_decode_bytes(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -97,7 +103,7 @@ pub(super) fn form_decode_strict(s: &str) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 /// The canonical URI of an S3 request path.

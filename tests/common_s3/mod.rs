@@ -1,4 +1,4 @@
-//! Test harness for the S3 client: s3s-fs and moto servers on free loopback ports with fresh data dirs (killed on drop), rclone configured by env vars, a fault proxy (resets, 503 SlowDown) and a TLS-terminating proxy with a throwaway CA made by openssl. May import the crate's `remote::s3` API, std, tokio, rustls/tokio-rustls and tempfile.
+//! Test harness for the S3 client: s3s-fs and moto servers on free loopback ports with fresh data dirs (killed on drop), rclone configured by env vars, a fault proxy (resets, 503 SlowDown, bodies cut, shortened or stalled, replies rewritten) and a TLS-terminating proxy with a throwaway CA made by openssl. May import the crate's `remote::s3` API, std, tokio, rustls/tokio-rustls and tempfile.
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
@@ -80,6 +80,11 @@ impl Server {
 
     /// s3s-fs 0.14.1 verifying SigV4 with `testkey`/`testsecret`.
     pub fn s3s_fs() -> Self {
+        Self::s3s_fs_keys(ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// s3s-fs 0.14.1 verifying SigV4 with this key pair.
+    pub fn s3s_fs_keys(access_key: &str, secret_key: &str) -> Self {
         let bin = cargo_bin("s3s-fs").unwrap_or_else(|| {
             panic!(
                 "s3s-fs is not installed: run scripts/test, which installs it with \
@@ -93,7 +98,7 @@ impl Server {
         let port = free_port();
         let mut child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .args(["--access-key", access_key, "--secret-key", secret_key])
             .arg(&data)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
@@ -140,7 +145,12 @@ pub fn test_config(endpoint: &str, secret: &str) -> S3Config {
 }
 
 pub fn client(endpoint: &str) -> S3Client {
-    S3Client::new(test_config(endpoint, SECRET_KEY)).unwrap()
+    client_with(endpoint, SECRET_KEY)
+}
+
+/// A client signing with `secret` (and [`ACCESS_KEY`]).
+pub fn client_with(endpoint: &str, secret: &str) -> S3Client {
+    S3Client::new(test_config(endpoint, secret)).unwrap()
 }
 
 /// Runs Debian's rclone against `endpoint` with remote `s:` set by env vars
@@ -199,6 +209,8 @@ pub struct ProxyStats {
     pub answered: AtomicU64,
     pub forwarded: AtomicU64,
     pub truncated: AtomicU64,
+    pub stalled: AtomicU64,
+    pub rewritten: AtomicU64,
 }
 
 impl ProxyStats {
@@ -223,6 +235,24 @@ pub enum Action {
     /// Pass it to the server, then reset the connection after this many
     /// bytes of the response (a body cut short).
     Truncate(usize),
+    /// Pass it to the server, then close the connection cleanly (FIN, no
+    /// reset) after this many bytes of the response: a body shorter than its
+    /// `Content-Length`.
+    CutClean(usize),
+    /// Pass it to the server, then send its response with the body cut to
+    /// this many bytes and `Content-Length` saying so: a server that lies
+    /// about the object, which no transport error reveals.
+    ShortBody(usize),
+    /// Pass it to the server and send this many bytes of its response, then
+    /// nothing for this long (longer than a client's read timeout: the
+    /// connection is then dropped without the rest), then the rest.
+    Stall(usize, Duration),
+    /// Pass it to the server and send its response with the body replaced
+    /// by what this makes of it (`Content-Length` fixed).
+    Rewrite(Box<dyn FnOnce(Vec<u8>) -> Vec<u8> + Send>),
+    /// Pass the head and only this many bytes of the request body to the
+    /// server, then reset both connections: an upload cut short on its way.
+    CutRequest(usize),
 }
 
 /// Decides per connection number and request head (lower-cased).
@@ -383,6 +413,54 @@ async fn handle_conn(
             conn.write_all(resp.as_bytes()).await?;
             conn.shutdown().await?;
         }
+        Action::CutRequest(n) => {
+            let body = read_body(&mut conn, &lower, early).await?;
+            let mut up = tokio::net::TcpStream::connect(upstream).await?;
+            up.write_all(&head).await?;
+            up.write_all(&body[..n.min(body.len())]).await?;
+            up.set_zero_linger()?;
+            drop(up);
+            conn.set_zero_linger()?;
+            stats.resets.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::CutClean(_) | Action::ShortBody(_) | Action::Stall(..) | Action::Rewrite(_) => {
+            let body = read_body(&mut conn, &lower, early).await?;
+            let raw = forward_whole(&head, &body, upstream).await?;
+            let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |i| i + 4);
+            let (resp_head, resp_body) = raw.split_at(split);
+            match action {
+                Action::CutClean(n) => {
+                    conn.write_all(&raw[..n.min(raw.len())]).await?;
+                    conn.shutdown().await?;
+                    stats.truncated.fetch_add(1, Ordering::SeqCst);
+                }
+                Action::ShortBody(n) => {
+                    let body = dechunk(resp_head, resp_body);
+                    let cut = &body[..n.min(body.len())];
+                    conn.write_all(&with_length(resp_head, cut.len())).await?;
+                    conn.write_all(cut).await?;
+                    conn.shutdown().await?;
+                    stats.truncated.fetch_add(1, Ordering::SeqCst);
+                }
+                Action::Stall(n, pause) => {
+                    let n = n.min(raw.len());
+                    conn.write_all(&raw[..n]).await?;
+                    conn.flush().await?;
+                    stats.stalled.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(pause).await;
+                    conn.write_all(&raw[n..]).await?;
+                    conn.shutdown().await?;
+                }
+                Action::Rewrite(f) => {
+                    let body = f(dechunk(resp_head, resp_body));
+                    conn.write_all(&with_length(resp_head, body.len())).await?;
+                    conn.write_all(&body).await?;
+                    conn.shutdown().await?;
+                    stats.rewritten.fetch_add(1, Ordering::SeqCst);
+                }
+                _ => unreachable!(),
+            }
+        }
         Action::Forward | Action::Truncate(_) => {
             let cut = match action {
                 Action::Truncate(n) => Some(n),
@@ -415,6 +493,61 @@ async fn handle_conn(
         }
     }
     Ok(())
+}
+
+/// Sends a request to `upstream` with `Connection: close` and returns its whole response.
+async fn forward_whole(head: &[u8], body: &[u8], upstream: SocketAddr) -> std::io::Result<Vec<u8>> {
+    let text = String::from_utf8_lossy(head);
+    let mut rewritten = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            rewritten.push_str(line);
+            rewritten.push_str("\r\n");
+        }
+    }
+    rewritten.push_str("Connection: close\r\n\r\n");
+    let mut up = tokio::net::TcpStream::connect(upstream).await?;
+    up.write_all(rewritten.as_bytes()).await?;
+    up.write_all(body).await?;
+    let mut raw = Vec::new();
+    up.read_to_end(&mut raw).await?;
+    Ok(raw)
+}
+
+/// The body of a response, its chunked transfer coding undone.
+fn dechunk(head: &[u8], body: &[u8]) -> Vec<u8> {
+    let chunked = String::from_utf8_lossy(head).to_ascii_lowercase().contains("transfer-encoding: chunked");
+    if !chunked {
+        return body.to_vec();
+    }
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size_line = String::from_utf8_lossy(&rest[..i]);
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = i + 2;
+        out.extend_from_slice(&rest[start..(start + size).min(rest.len())]);
+        rest = rest.get(start + size + 2..).unwrap_or_default();
+    }
+    out
+}
+
+/// A response head with `Content-Length: len` instead of its length or transfer coding.
+fn with_length(head: &[u8], len: usize) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let mut out = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let lower = line.to_ascii_lowercase();
+        if !lower.starts_with("content-length:") && !lower.starts_with("transfer-encoding:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!("Content-Length: {len}\r\n\r\n"));
+    out.into_bytes()
 }
 
 /// A throwaway CA and a certificate for 127.0.0.1 signed by it, made with

@@ -69,6 +69,22 @@ impl ResumingReader {
         (self.last + 1).saturating_sub(self.pos)
     }
 
+    /// The error of a read that cannot go on: where it broke off, and why (with the causes
+    /// hyper keeps out of its own message, such as "end of file before message length reached").
+    fn gave_up(&self, err: io::Error) -> io::Error {
+        let mut why = err.to_string();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(c) = cause {
+            let s = c.to_string();
+            if !why.contains(&s) {
+                why = format!("{why}: {s}");
+            }
+            cause = c.source();
+        }
+        let resumed = if self.resumes_left == 0 { ", after every resume allowed" } else { "" };
+        io::Error::new(err.kind(), format!("the body broke off at byte {}{resumed}: {why}", self.pos))
+    }
+
     fn reopen(&mut self) {
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
         let opts = GetOptions {
@@ -101,7 +117,7 @@ impl AsyncRead for ResumingReader {
                     };
                     if !resumable(&err) || this.resumes_left == 0 {
                         this.state = State::Failed;
-                        return Poll::Ready(Err(err));
+                        return Poll::Ready(Err(this.gave_up(err)));
                     }
                     this.resumes_left -= 1;
                     tracing::warn!(

@@ -110,6 +110,14 @@ impl S3Remote {
     }
 }
 
+/// Why a key whose bytes are not UTF-8 is refused, the name escaped (and cut) as
+/// [`check_remote_path`]'s errors show names.
+fn refused_not_utf8(raw: &[u8]) -> String {
+    const SHOWN_BYTES: usize = 200;
+    let shown = escape_for_log(&raw[..raw.len().min(SHOWN_BYTES)]);
+    format!("\"{shown}{}\": is not UTF-8", if raw.len() > SHOWN_BYTES { "…" } else { "" })
+}
+
 /// The engine's error for an S3 failure on `path`, keeping the S3 error as
 /// the source and its retry class as the IO kind.
 fn remote_error(path: &str, err: S3Error) -> RemoteError {
@@ -183,9 +191,15 @@ impl Remote for S3Remote {
                     continue;
                 }
                 let rel = rel.to_owned();
-                if let Err(e) = check_remote_path(&rel) {
-                    let shown = escape_for_log(rel.as_bytes());
-                    if tx.send(Listed::Skipped { path: shown, reason: e.to_string() }).await.is_err() {
+                // A name no local tree can hold (or that would escape it) cannot be synced: the
+                // job fails naming it, and a SYNC deletes nothing.
+                let refused = match &obj.key_bytes {
+                    Some(raw) => Some(refused_not_utf8(raw.get(self.prefix.len()..).unwrap_or(raw))),
+                    None => check_remote_path(&rel).err().map(|e| e.to_string()),
+                };
+                if let Some(why) = refused {
+                    let reason = format!("remote name refused, not transferred: {why}");
+                    if tx.send(Listed::Error { path: String::new(), reason }).await.is_err() {
                         return Ok(());
                     }
                     continue;

@@ -1,12 +1,15 @@
 //! `ListObjectsV2` response (`<ListBucketResult>`), including `encoding-type=url` key decoding; may import only std and the parent `xml` module.
 
-use super::{Node, S3XmlError, common_prefixes, decode_value, is_url_encoded, opt_decoded, parse_root};
+use super::{Node, S3XmlError, common_prefixes, decode_key, is_url_encoded, opt_decoded, parse_root};
 
 /// One `<Contents>` entry of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
     /// Object key, URL-decoded when the listing was URL-encoded.
     pub key: String,
+    /// The key's bytes when they are not UTF-8 (only a URL-encoded listing
+    /// can carry such a key); `key` then shows them lossily.
+    pub key_bytes: Option<Vec<u8>>,
     /// `LastModified`, unix seconds.
     pub last_modified: i64,
     /// `ETag` as sent (with its quotes; `-N` suffix for multipart uploads);
@@ -44,8 +47,10 @@ pub struct ListObjectsV2Page {
 }
 
 fn object(node: &Node, url_encoded: bool) -> Result<Object, S3XmlError> {
+    let (key, key_bytes) = decode_key(node.req_text("Key")?, url_encoded)?;
     Ok(Object {
-        key: decode_value("Key", node.req_text("Key")?, url_encoded)?,
+        key,
+        key_bytes,
         last_modified: node.req_time("LastModified")?,
         etag: node.opt_text("ETag").unwrap_or_default().to_owned(),
         size: node.req_u64("Size")?,
@@ -97,5 +102,21 @@ mod tests {
 <LastModified>2026-11-25T19:01:02.913Z</LastModified><Size>2</Size></Contents></ListBucketResult>"#;
         let page = super::parse_list_objects_v2(xml).unwrap();
         assert_eq!((page.contents[0].key.as_str(), page.contents[0].etag.as_str()), ("k", ""));
+    }
+
+    #[test]
+    fn a_key_that_is_not_utf8_keeps_its_bytes_and_the_page() {
+        let xml = br#"<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>
+<Contents><Key>f%2Fbad-%FF.txt</Key><LastModified>2026-11-25T19:01:02.913Z</LastModified><Size>2</Size></Contents>
+<Contents><Key>f/ok+1.txt</Key><LastModified>2026-11-25T19:01:02.913Z</LastModified><Size>2</Size></Contents>
+</ListBucketResult>"#;
+        let page = super::parse_list_objects_v2(xml).unwrap();
+        assert_eq!(page.contents[0].key, "f/bad-\u{fffd}.txt");
+        assert_eq!(page.contents[0].key_bytes.as_deref(), Some(&b"f/bad-\xff.txt"[..]));
+        assert_eq!((page.contents[1].key.as_str(), page.contents[1].key_bytes.as_ref()), ("f/ok 1.txt", None));
+        let bad = br#"<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>
+<Contents><Key>f%2</Key><LastModified>2026-11-25T19:01:02.913Z</LastModified><Size>2</Size></Contents>
+</ListBucketResult>"#;
+        assert!(super::parse_list_objects_v2(bad).is_err(), "a malformed escape still fails");
     }
 }

@@ -20,7 +20,10 @@ use quick_xml::{
     reader::Reader,
 };
 
-use super::{encode::form_decode_strict, time::parse_iso8601};
+use super::{
+    encode::{form_decode_bytes, form_decode_strict},
+    time::parse_iso8601,
+};
 
 pub use copy::{CopyObjectResult, parse_copy_object};
 pub use delete::{
@@ -339,6 +342,20 @@ pub(super) fn decode_value(element: &'static str, text: &str, url_encoded: bool)
         form_decode_strict(text).ok_or_else(|| invalid(element, text, "URL-encoded UTF-8"))
     } else {
         Ok(text.to_owned())
+    }
+}
+
+/// An object key, decoded like [`decode_value`], except that a URL-encoded key
+/// whose bytes are not UTF-8 (S3 stores any bytes) does not fail the page: it
+/// comes back lossily (U+FFFD for each bad sequence) with its bytes.
+pub(super) fn decode_key(text: &str, url_encoded: bool) -> Result<(String, Option<Vec<u8>>), S3XmlError> {
+    if !url_encoded {
+        return Ok((text.to_owned(), None));
+    }
+    let bytes = form_decode_bytes(text).ok_or_else(|| invalid("Key", text, "URL-encoded UTF-8"))?;
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok((s, None)),
+        Err(e) => Ok((String::from_utf8_lossy(e.as_bytes()).into_owned(), Some(e.into_bytes()))),
     }
 }
 
