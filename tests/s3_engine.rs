@@ -490,6 +490,24 @@ async fn list_directory_plain_encrypted_and_missing() {
     assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
     assert!(local_tree(&env.data()) == tree, "pulled back with mtimes");
 
+    // B2 through its S3-compatible API lists the same way.
+    let b2 = manager(&env.conn)
+        .await
+        .create_credential(
+            "b2",
+            "B2",
+            dict(vec![
+                ("account", v(ACCESS_KEY)),
+                ("key", v(SECRET_KEY)),
+                ("endpoint", v(env.srv.endpoint().as_str())),
+                ("region", v("us-east-1")),
+            ]),
+        )
+        .await
+        .unwrap();
+    let (rows, _) = entries(&credential(&env.conn, &b2).await.list_directory(loc("br/sub")).await.unwrap());
+    assert_eq!(rows, want(&[("b.txt", "br/sub/b.txt", 6, false), ("deeper", "br/sub/deeper", 0, true)]));
+
     // A wrong bucket or folder is a clear error.
     let e = cred.list_directory(dict(vec![("bucket", v("no-such-bucket")), ("folder", v(""))])).await.unwrap_err();
     let (name, msg) = err_name(&e);

@@ -209,14 +209,21 @@ async fn glacier_objects_are_reported_not_read_nor_deleted_and_restored_when_ask
     assert_eq!(head.restore, None, "no restore without glacier_restore");
 
     // PUSH SYNC: the archived objects (absent locally) are not deleted, nor is anything else.
+    // A local file of the same name does not overwrite an archived object either.
     env.put("cold", "g/extra.txt", b"x", None).await;
+    write(&data, "frozen.bin", b"a local file of that name");
     let push = env.task(attrs(false), vec![]).await;
     let (s, e, log) = env.run(&push).await;
     assert_eq!(s, "FAILED", "{log}");
     assert!(e.contains("2 archived object(s)") && e.contains("deleted nothing"), "{e}");
+    assert!(!e.contains("file(s) failed"), "{e}");
+    assert!(log.contains("not overwritten while archived"), "{log}");
     for key in ["g/frozen.bin", "g/deep/abyss.bin", "g/extra.txt"] {
         assert!(env.s3.head_object("cold", key).await.unwrap().is_some(), "{key} was deleted: {log}");
     }
+    let head = env.s3.head_object("cold", "g/frozen.bin").await.unwrap().unwrap();
+    assert_eq!((head.storage_class.as_str(), head.size), ("GLACIER", 3), "not overwritten");
+    std::fs::remove_file(data.join("frozen.bin")).unwrap();
 
     // glacier_restore=true: RestoreObject is sent for each, the job says when to run again, and
     // (moto restores at once) the next run reads them.

@@ -285,6 +285,7 @@ impl Remote for S3Remote {
     }
 
     async fn create(&self, path: &str, size: u64, mtime: Mtime) -> Result<Box<dyn Upload>, RemoteError> {
+        self.refuse_archived(path)?;
         let part = part_size(size, self.chunk_size, self.client.config().max_upload_parts)
             .map_err(|reason| RemoteError::Refused { path: path.to_owned(), reason })?;
         Ok(Box::new(S3Upload {

@@ -3,7 +3,7 @@
 //! never read, never deleted — recorded for the job's summary, and with `glacier_restore` sent a
 //! RestoreObject. Part of [`S3Remote`]; imports its parent and the sibling S3 client modules.
 
-use super::{Archived, Entry, Listed, Mtime, S3Remote};
+use super::{Archived, Entry, Listed, Mtime, RemoteError, S3Remote};
 use crate::remote::{
     ARCHIVED_NOTE, RestoreAsked,
     s3::{RestoreStatus, is_archive_class},
@@ -58,6 +58,20 @@ impl S3Remote {
             restore,
         });
         Some(Listed::Error { path: rel, reason })
+    }
+
+    /// Refuses to overwrite an object the listing found archived: a PUSH would otherwise
+    /// replace it (the planner did not see it), which is neither what "not read, not deleted"
+    /// promises nor cheap.
+    pub(super) fn refuse_archived(&self, path: &str) -> Result<(), RemoteError> {
+        let archived = self.archived.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match archived.iter().find(|a| a.path == path) {
+            Some(a) => Err(RemoteError::Refused {
+                path: path.to_owned(),
+                reason: format!("stored in {}: not overwritten while archived; {ARCHIVED_NOTE}", a.storage_class),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The archived objects met so far.
