@@ -13,7 +13,7 @@ use std::{
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{GetOptions, ListRequest, ObjectIdentifier, PutOptions, S3Client};
 use common::{
-    Bus, Daemon, credential, dict, err_name, get_str, job, job_log, manager, map, task, task_run, v, wait_job,
+    Bus, Daemon, credential, dict, err_name, get_bool, get_str, job, job_log, manager, map, task, task_run, v, wait_job,
 };
 use common_s3::{ACCESS_KEY, Proxy, SECRET_KEY, Server, client, random_bytes, rclone, rclone_with, read_all};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
@@ -466,4 +466,125 @@ async fn a_no_change_resync_sends_no_head_and_a_changed_object_is_still_seen() {
         (0, 0),
         "{log4}"
     );
+}
+
+/// `(name, path, size, is_dir, decrypted)` of a `ListDirectory` entry.
+type Row = (String, String, u64, bool, bool);
+
+/// The rows of the entries, and their mtimes.
+fn entries(list: &[std::collections::HashMap<String, OwnedValue>]) -> (Vec<Row>, Vec<u64>) {
+    let u =
+        |d: &std::collections::HashMap<String, OwnedValue>, k: &str| u64::try_from(d[k].try_clone().unwrap()).unwrap();
+    let rows = list
+        .iter()
+        .map(|d| {
+            (get_str(d, "name"), get_str(d, "path"), u(d, "size"), get_bool(d, "is_dir"), get_bool(d, "decrypted"))
+        })
+        .collect();
+    (rows, list.iter().map(|d| u(d, "mtime")).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_directory_plain_encrypted_and_missing() {
+    const PW: &str = "browse password";
+    let env = Env::start().await;
+    let cred =
+        credential(&env.conn, &OwnedObjectPath::try_from("/org/cloudsyncd/CloudSync1/credential/1").unwrap()).await;
+    let before = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let mut tree = Tree::new();
+    tree.insert("a.txt".into(), (b"alpha".to_vec(), 1_600_000_000_000_000_000));
+    tree.insert("sub/b.txt".into(), (b"bravo!".to_vec(), 1_600_000_000_000_000_000));
+    tree.insert("sub/deeper/c".into(), (Vec::new(), 1_600_000_000_000_000_000));
+    tree.insert("space name/d e.txt".into(), (b"d".to_vec(), 1_600_000_000_000_000_000));
+    env.put_tree("br", &tree).await;
+    env.put_tree("brx", &tree).await; // a sibling folder whose name starts like it
+
+    let loc = |folder: &str| dict(vec![("bucket", v("bkt")), ("folder", v(folder))]);
+    let (rows, mtimes) = entries(&cred.list_directory(loc("br")).await.unwrap());
+    let want = |rows: &[(&str, &str, u64, bool)]| -> Vec<Row> {
+        rows.iter().map(|(n, p, s, d)| ((*n).to_owned(), (*p).to_owned(), *s, *d, false)).collect()
+    };
+    assert_eq!(
+        rows,
+        want(&[("a.txt", "br/a.txt", 5, false), ("space name", "br/space name", 0, true), ("sub", "br/sub", 0, true)])
+    );
+    // Files show the listing's LastModified (no HEAD per object); folders have none.
+    assert!(mtimes[0] >= before.saturating_sub(2), "{mtimes:?} vs {before}");
+    assert_eq!(&mtimes[1..], &[0, 0]);
+    let (rows, _) = entries(&cred.list_directory(loc("/br/sub/")).await.unwrap());
+    assert_eq!(rows, want(&[("b.txt", "br/sub/b.txt", 6, false), ("deeper", "br/sub/deeper", 0, true)]));
+    let (rows, _) = entries(&cred.list_directory(loc("")).await.unwrap());
+    assert_eq!(rows, want(&[("br", "br", 0, true), ("brx", "brx", 0, true)]));
+
+    // A tree pushed encrypted shows decrypted names and plaintext sizes.
+    write_tree(&env.data(), &tree);
+    let crypt = vec![
+        ("encryption", v(true)),
+        ("filename_encryption", v(true)),
+        ("encryption_password", v(PW)),
+        ("encryption_salt", v("")),
+    ];
+    let t = env.task("enc-br", crypt.clone()).await;
+    let (j, state, err) = env.run(&t).await;
+    assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
+    let mut enc_loc = vec![("bucket", v("bkt")), ("folder", v("enc-br"))];
+    enc_loc.extend(crypt);
+    let (rows, _) = entries(&cred.list_directory(dict(enc_loc)).await.unwrap());
+    let decrypted: Vec<Row> = [
+        ("a.txt", "enc-br/a.txt", 5, false),
+        ("space name", "enc-br/space name", 0, true),
+        ("sub", "enc-br/sub", 0, true),
+    ]
+    .iter()
+    .map(|(n, p, s, d)| ((*n).to_owned(), (*p).to_owned(), *s, *d, true))
+    .collect();
+    assert_eq!(rows, decrypted);
+    // Without the keys the same folder shows the stored (encrypted) names.
+    let (rows, _) = entries(&cred.list_directory(loc("enc-br")).await.unwrap());
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| !r.4 && !["a.txt", "sub", "space name"].contains(&r.0.as_str())), "{rows:?}");
+    // A PULL walks the encrypted bucket folder by folder and gets the tree back.
+    let _ = std::fs::remove_dir_all(env.data());
+    std::fs::create_dir_all(env.data()).unwrap();
+    let pull = vec![
+        ("encryption", v(true)),
+        ("filename_encryption", v(true)),
+        ("encryption_password", v(PW)),
+        ("encryption_salt", v("")),
+        ("direction", v("PULL")),
+    ];
+    let t = env.task("enc-br", pull).await;
+    let (j, state, err) = env.run(&t).await;
+    assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
+    assert!(local_tree(&env.data()) == tree, "pulled back with mtimes");
+
+    // B2 through its S3-compatible API lists the same way.
+    let b2 = manager(&env.conn)
+        .await
+        .create_credential(
+            "b2",
+            "B2",
+            dict(vec![
+                ("account", v(ACCESS_KEY)),
+                ("key", v(SECRET_KEY)),
+                ("endpoint", v(env.srv.endpoint().as_str())),
+                ("region", v("us-east-1")),
+            ]),
+        )
+        .await
+        .unwrap();
+    let (rows, _) = entries(&credential(&env.conn, &b2).await.list_directory(loc("br/sub")).await.unwrap());
+    assert_eq!(rows, want(&[("b.txt", "br/sub/b.txt", 6, false), ("deeper", "br/sub/deeper", 0, true)]));
+
+    // A wrong bucket or folder is a clear error.
+    let e = cred.list_directory(dict(vec![("bucket", v("no-such-bucket")), ("folder", v(""))])).await.unwrap_err();
+    let (name, msg) = err_name(&e);
+    assert_eq!(name, "Failed", "{msg}");
+    assert!(msg.contains("bucket no-such-bucket") && msg.contains("does not exist"), "{msg}");
+    let e = cred.list_directory(loc("br/nothing-here")).await.unwrap_err();
+    let (name, msg) = err_name(&e);
+    assert_eq!(name, "Failed", "{msg}");
+    assert!(msg.contains("s3://bkt/br/nothing-here: no such folder"), "{msg}");
+    let e = cred.list_directory(dict(vec![("folder", v("br"))])).await.unwrap_err();
+    assert_eq!(err_name(&e).0, "InvalidArgument", "bucket is required");
 }

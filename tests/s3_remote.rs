@@ -53,7 +53,7 @@ async fn remote_writes_lists_reads_and_deletes_on_s3s_fs() {
     let c = client(&srv.endpoint());
     c.create_bucket("bkt").await.unwrap();
     let r = remote(&c, "backups/nas");
-    assert_eq!(r.root_state().await.unwrap(), RootState::Present);
+    assert_eq!(r.root_state().await.unwrap(), RootState::Missing, "nothing is stored under the folder yet");
     assert!(!r.has_dirs());
     let big = random_bytes(usize::try_from(16 * MIB + 5).unwrap());
     let files: Vec<(&str, Vec<u8>, i128)> = vec![
@@ -93,6 +93,48 @@ async fn remote_writes_lists_reads_and_deletes_on_s3s_fs() {
         })
         .collect();
     assert_eq!(paths, ["a.txt", "dir-2/c", "dir.txt"]);
+    assert_eq!(r.root_state().await.unwrap(), RootState::Present);
+    let missing = S3Remote::new(c.clone(), "no-such-bucket", "", 5 * MIB, "", "", 1);
+    let e = missing.root_state().await.unwrap_err();
+    assert!(e.to_string().contains("bucket no-such-bucket: does not exist"), "{e}");
+
+    // Folder by folder (delimiter "/"): files with their mtimes (by HEAD, for jobs), folders
+    // from the common prefixes, the folder marker left out.
+    let folder = |items: Vec<Listed>| {
+        let mut v: Vec<Entry> = items
+            .into_iter()
+            .map(|l| match l {
+                Listed::Entry(e) => e,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    };
+    let mut root = folder(r.list_folder("").await.unwrap().unwrap());
+    // S3 shows a folder marker's folder as a common prefix; s3s-fs (which stores the marker as
+    // a directory) does not.
+    root.retain(|e| e != &Entry::dir("marker-dir", Mtime::default()));
+    let want_root = vec![
+        Entry::file("a.txt", 5, Mtime(1_600_000_000_123_456_789)),
+        Entry::file("big.bin", 16 * MIB + 5, Mtime(1_700_000_000_000_000_007)),
+        Entry::dir("dir", Mtime::default()),
+        Entry::dir("dir-2", Mtime::default()),
+        Entry::file("dir.txt", 1, Mtime(1_600_000_600_000_000_000)),
+    ];
+    assert_eq!(root, want_root);
+    let dir = folder(r.list_folder("dir").await.unwrap().unwrap());
+    let want_dir = vec![
+        Entry::file("dir/b c+ü.bin", 300_000, Mtime(1_600_000_100_000_000_001)),
+        Entry::dir("dir/sub", Mtime::default()),
+    ];
+    assert_eq!(dir, want_dir);
+    assert_eq!(folder(r.list_folder("marker-dir").await.unwrap().unwrap()), vec![], "only its marker");
+    // Browsing takes the listing's LastModified instead (no HEAD per object).
+    let browse = S3Remote::new(c.clone(), "bkt", "backups/nas", 5 * MIB, "", "", 0).browsing();
+    let dir = folder(browse.list_folder("dir").await.unwrap().unwrap());
+    assert_eq!(dir.len(), 2);
+    assert!(dir[0].mtime.secs() > 1_700_000_000, "LastModified (now), not the stored mtime: {dir:?}");
 
     let back = read_all(r.open("big.bin").await.unwrap()).await;
     assert!(back == big, "big.bin reads back identical");

@@ -2,6 +2,7 @@
 //! progress), one run of a job (scripts, listing, plan, execute). Pure parts: `entry`, `filter`,
 //! `names`, `plan`, progress formatting; the rest drives `remote` and `scripts`.
 
+pub mod archive;
 pub mod entry;
 pub mod exec;
 pub mod filter;

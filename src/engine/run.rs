@@ -8,6 +8,7 @@
 //! the engine's own parts.
 
 use super::{
+    archive::{archive_problem, is_archive_error},
     entry::{Entry, Kind},
     exec::{ExecOptions, JobIo, Report, execute},
     filter::Filter,
@@ -21,10 +22,10 @@ use crate::{
     crypt::Cipher,
     model::{Credential, CredentialAttrs, Direction, Ownership, TaskConfig, TransferMode, task::TaskAttrs},
     remote::{
-        ListOptions, Listed, Remote, RootState,
+        Archived, ListOptions, Listed, Remote, RootState,
         crypt::{CryptRemote, derive_cipher},
         local::{LocalFs, Notes, Owners},
-        s3::{S3Client, S3Config, S3Remote},
+        s3::{RESTORE_DAYS, S3Client, S3Config, S3Remote},
     },
     scripts::{self, Phase},
     zfs::{
@@ -141,7 +142,11 @@ fn s3_remote(
     };
     let client = S3Client::new(cfg).map_err(|e| e.to_string())?;
     let chunk = chunk_mib.saturating_mul(1 << 20);
-    Ok(Arc::new(S3Remote::new(client, bucket, folder, chunk, class, sse, job)))
+    let remote = S3Remote::new(client, bucket, folder, chunk, class, sse, job);
+    Ok(Arc::new(match task {
+        Some(a) => remote.with_hard_delete(a.hard_delete).with_glacier_restore(a.glacier_restore),
+        None => remote.browsing(),
+    }))
 }
 
 fn s3_config(cred: &Credential) -> Result<S3Config, String> {
@@ -186,8 +191,49 @@ pub async fn browse_encrypted(
     keys: Decrypting<'_>,
 ) -> Result<Vec<crate::remote::crypt::Browsed>, String> {
     let inner = remote_at(cred, bucket, folder, 0, Notes::default())?;
+    existing_folder(&*inner).await?;
     let cipher = derive_cipher(keys.password.expose(), keys.salt.expose(), keys.filename_encryption).await?;
     CryptRemote::new(inner, cipher).browse().await.map_err(|e| format!("cannot list {e}"))
+}
+
+/// The children of the folder `bucket`/`folder` of a bucket store, as stored, sorted by name
+/// (`Credential.ListDirectory` without encryption; mtimes from the listing, without a HEAD per
+/// object).
+///
+/// # Errors
+/// The folder or bucket does not exist, or cannot be listed.
+pub async fn browse_folder(
+    cred: &Credential,
+    bucket: &str,
+    folder: &str,
+) -> Result<Vec<crate::remote::crypt::Browsed>, String> {
+    let inner = remote_at(cred, bucket, folder, 0, Notes::default())?;
+    existing_folder(&*inner).await?;
+    let listed = inner.list_folder("").await.map_err(|e| format!("cannot list {e}"))?.unwrap_or_default();
+    let mut out: Vec<crate::remote::crypt::Browsed> = listed
+        .into_iter()
+        .filter_map(|l| match l {
+            Listed::Entry(e) | Listed::Unresolved { entry: e, .. } => Some(crate::remote::crypt::Browsed {
+                name: e.path.rsplit_once('/').map_or(e.path.as_str(), |(_, n)| n).to_owned(),
+                kind: e.kind,
+                size: e.size,
+                mtime: e.mtime,
+                decrypted: false,
+            }),
+            Listed::Skipped { .. } | Listed::Error { .. } => None,
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// `Ok` when the tree's root folder exists; else what to tell the user.
+async fn existing_folder(tree: &dyn Remote) -> Result<(), String> {
+    match tree.root_state().await {
+        Ok(RootState::Present) => Ok(()),
+        Ok(RootState::Missing) => Err(format!("{}: no such folder", esc(&tree.describe()))),
+        Err(e) => Err(format!("cannot list {e}")),
+    }
 }
 
 /// How many over-long names a run reports one by one (the rest are counted).
@@ -316,7 +362,9 @@ fn pull_owners(o: Ownership) -> (Owners, &'static str) {
 pub async fn run(spec: RunSpec, progress: Arc<Progress>, log: Arc<JobLog>, cancel: CancellationToken) -> Outcome {
     let c = &spec.config;
     let notes = Arc::new(NoteLog { log: log.clone(), seen: Mutex::default() });
-    let remote = match remote_with(&spec.credential, &c.attributes, spec.job, notes.sink()) {
+    // A dry run changes nothing, so it requests no restore either.
+    let attrs = TaskAttrs { glacier_restore: c.attributes.glacier_restore && !spec.dry_run, ..c.attributes.clone() };
+    let remote = match remote_with(&spec.credential, &attrs, spec.job, notes.sink()) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
@@ -649,7 +697,8 @@ async fn transfer(
     if !spec.dry_run && !report.aborted && !cancel.is_cancelled() {
         finish_dirs(&*src, &*dst, want_meta, log, &mut report).await;
     }
-    finish(spec, report, progress, log, cancel)
+    let archived: Vec<Archived> = src.archived().into_iter().chain(dst.archived()).collect();
+    finish(spec, report, &archived, progress, log, cancel)
 }
 
 /// Folders the destination created, deepest first, after their contents: owner, mode, ACLs
@@ -717,6 +766,7 @@ impl GatedOps {
 fn finish(
     spec: &RunSpec,
     report: Report,
+    archived: &[Archived],
     progress: &Progress,
     log: &Arc<JobLog>,
     cancel: &CancellationToken,
@@ -740,13 +790,17 @@ fn finish(
         return Outcome::Aborted;
     }
     let mut problems = Vec::new();
-    if !report.errors.is_empty() {
-        let shown: Vec<&str> = report.errors.iter().take(5).map(String::as_str).collect();
+    // Archived objects get their own advice instead of a line each among the errors.
+    problems.extend(archive_problem(archived, RESTORE_DAYS));
+    let errors: Vec<&str> =
+        report.errors.iter().map(String::as_str).filter(|e| archived.is_empty() || !is_archive_error(e)).collect();
+    if !errors.is_empty() {
+        let shown: Vec<&str> = errors.iter().take(5).copied().collect();
         problems.push(format!(
             "{} file(s) failed: {}{}",
-            report.errors.len(),
+            errors.len(),
             shown.join("; "),
-            if report.errors.len() > 5 { "; …" } else { "" }
+            if errors.len() > 5 { "; …" } else { "" }
         ));
     }
     if let Some(why) = &report.delete_refusal {

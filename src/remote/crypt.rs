@@ -36,7 +36,7 @@
 //! encrypt with a fresh random nonce into an upload of the encrypted size. Memory per open file:
 //! about two blocks.
 
-use super::{ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload, Written};
+use super::{Archived, ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload, Written};
 use crate::{
     crypt::{
         BLOCK_SIZE, Cipher, ContentCipher, CryptError, Encryptor, HEADER_SIZE, NameEncryption, NameError, NameOptions,
@@ -244,6 +244,26 @@ impl CryptRemote {
         Ok(name)
     }
 
+    /// The plaintext name of a stored file name where it decrypts, else the stored name (for
+    /// reports only).
+    fn plain_file_name(&self, stored: &str) -> String {
+        self.cipher.names().decrypt_file_name(stored).unwrap_or_else(|_| stored.to_owned())
+    }
+
+    /// The plaintext of a stored path where its segments decrypt, else the stored segments (for
+    /// reports only).
+    fn plain_path(&self, stored: &str) -> String {
+        let (dir, name) = stored.rsplit_once('/').map_or(("", stored), |(d, n)| (d, n));
+        let names = self.cipher.names();
+        let mut out: Vec<String> = if dir.is_empty() {
+            Vec::new()
+        } else {
+            dir.split('/').map(|seg| names.decrypt_dir_name(seg).unwrap_or_else(|_| seg.to_owned())).collect()
+        };
+        out.push(self.plain_file_name(name));
+        out.join("/")
+    }
+
     /// Decrypts one listed folder (`dir` plaintext, its children as the wrapped remote lists
     /// them): the children, and what to report about the rest.
     fn decode_folder(
@@ -265,7 +285,8 @@ impl CryptRemote {
                     continue;
                 }
                 Listed::Error { path, reason } => {
-                    problems.push(Listed::Error { path: join(dir, last_segment(&path)), reason });
+                    problems
+                        .push(Listed::Error { path: join(dir, &self.plain_file_name(last_segment(&path))), reason });
                     continue;
                 }
             };
@@ -290,7 +311,13 @@ impl CryptRemote {
                     }
                 },
             };
-            let emit = implied.is_none_or(|set| !set.contains(&e.path));
+            // Folders only implied by their contents are walked, not listed: in a buffered
+            // listing those it added, folder by folder all folders of a store without folders
+            // (a bucket's common prefixes), as a plain listing of such a store has none.
+            let emit = match implied {
+                Some(set) => !set.contains(&e.path),
+                None => e.is_file() || self.inner.has_dirs(),
+            };
             children.push(Child {
                 name,
                 entry: Entry { path, kind: e.kind, size, mtime: e.mtime },
@@ -591,6 +618,14 @@ impl Remote for CryptRemote {
     async fn sweep_partials(&self, keep_job: Option<u64>) -> Result<u64, RemoteError> {
         // Temporary names are the wrapped remote's own, never encrypted.
         self.inner.sweep_partials(keep_job).await
+    }
+
+    fn archived(&self) -> Vec<Archived> {
+        let mut out = self.inner.archived();
+        for a in &mut out {
+            a.path = self.plain_path(&a.path);
+        }
+        out
     }
 }
 

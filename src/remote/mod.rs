@@ -146,6 +146,36 @@ pub enum RootState {
     Missing,
 }
 
+/// The words every report of an [`Archived`] object carries.
+pub const ARCHIVED_NOTE: &str = "neither read nor deleted";
+
+/// An object a job met that its storage class keeps offline (S3 `GLACIER`, `DEEP_ARCHIVE`
+/// without a restored copy): it is neither read nor deleted, the listing reports it as a
+/// [`Listed::Error`], and [`Remote::archived`] tells the engine about it so that the job can say
+/// what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    /// The object's path in the tree.
+    pub path: String,
+    /// Its storage class.
+    pub storage_class: String,
+    /// What became of a restore request.
+    pub restore: RestoreAsked,
+}
+
+/// Whether a restore of an [`Archived`] object was asked for, and what the store answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreAsked {
+    /// Not asked (the task's `glacier_restore` is off).
+    No,
+    /// Accepted now (or a restored copy already existed).
+    Requested,
+    /// A restore was already running.
+    InProgress,
+    /// The request failed, with the reason.
+    Failed(String),
+}
+
 /// A write in progress. Nothing is visible under the final name until [`Upload::finish`].
 #[async_trait::async_trait]
 pub trait Upload: Send {
@@ -257,6 +287,10 @@ pub trait Remote: Send + Sync {
     /// Requests sent so far, per kind (`HeadObject 3`), for the job log; empty for trees that
     /// send none.
     fn requests(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+    /// Archived objects met so far during the job (see [`Archived`]); the default: none.
+    fn archived(&self) -> Vec<Archived> {
         Vec::new()
     }
     /// Folders this tree created so far during the job, in creation order (the default: none,

@@ -165,6 +165,18 @@ fn check_filters(cfg: &TaskConfig) -> SResult<()> {
         .map_err(|e| ServiceError::InvalidArgument(e.to_string()))
 }
 
+/// A `ListDirectory` entry of a child of `folder`.
+fn dir_entry(folder: &str, b: crate::remote::crypt::Browsed) -> DirEntry {
+    DirEntry {
+        path: if folder.is_empty() { b.name.clone() } else { format!("{folder}/{}", b.name) },
+        name: b.name,
+        size: b.size,
+        mtime: u64::try_from(b.mtime.secs()).unwrap_or(0),
+        is_dir: b.kind == crate::engine::entry::Kind::Dir,
+        decrypted: b.decrypted,
+    }
+}
+
 fn not_found(kind: &str, id: u64) -> ServiceError {
     ServiceError::NotFound(format!("{kind} {id} does not exist"))
 }
@@ -405,21 +417,16 @@ impl Service {
             let listed = crate::engine::run::browse_encrypted(&c, &loc.bucket, &loc.folder, keys)
                 .await
                 .map_err(ServiceError::Failed)?;
-            return Ok(listed
-                .into_iter()
-                .map(|b| DirEntry {
-                    path: if loc.folder.is_empty() { b.name.clone() } else { format!("{}/{}", loc.folder, b.name) },
-                    name: b.name,
-                    size: b.size,
-                    mtime: u64::try_from(b.mtime.secs()).unwrap_or(0),
-                    is_dir: b.kind == crate::engine::entry::Kind::Dir,
-                    decrypted: b.decrypted,
-                })
-                .collect());
+            return Ok(listed.into_iter().map(|b| dir_entry(&loc.folder, b)).collect());
         }
         match &c.attrs {
             CredentialAttrs::Local(a) => local::list(&a.root, &loc).map_err(ServiceError::Failed),
-            _ => Err(ServiceError::Failed(format!("{} access is not part of this build yet", c.provider()))),
+            CredentialAttrs::S3(_) | CredentialAttrs::B2(_) => {
+                let listed = crate::engine::run::browse_folder(&c, &loc.bucket, &loc.folder)
+                    .await
+                    .map_err(ServiceError::Failed)?;
+                Ok(listed.into_iter().map(|b| dir_entry(&loc.folder, b)).collect())
+            }
         }
     }
 

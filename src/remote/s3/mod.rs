@@ -57,7 +57,7 @@ pub use ops_object::{
     is_archive_class, parse_http_date,
 };
 pub use reader::ResumingReader;
-pub use remote::S3Remote;
+pub use remote::{RESTORE_DAYS, S3Remote};
 pub use source::{BodySource, BytesSource, FileSource, FnSource, Reader};
 
 /// The S3 types these operations return, re-exported from [`crate::s3sig`].

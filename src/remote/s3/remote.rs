@@ -1,6 +1,16 @@
-//! The engine's [`Remote`] on an S3 bucket folder: listing by ListObjectsV2 (mtimes from `X-Amz-Meta-Mtime` by HEAD), reads by GetObject, writes through an [`Upload`] that sends one PutObject or a multipart upload, and sweeps of stale multipart uploads; may import `remote` (the trait), `engine::{entry, filter, names}`, tokio and the sibling S3 client modules.
+//! The engine's [`Remote`] on an S3 bucket folder: listing by ListObjectsV2 (mtimes from `X-Amz-Meta-Mtime` by HEAD), folder by folder with delimiter `/` (`folder.rs`), archived objects reported and optionally restored (`archive.rs`), hard deletes of every version (`versions.rs`), reads by GetObject, writes through an [`Upload`] that sends one PutObject or a multipart upload, and sweeps of stale multipart uploads; may import `remote` (the trait), `engine::{entry, filter, names}`, tokio and the sibling S3 client modules.
 
-use std::{collections::VecDeque, io};
+mod archive;
+mod folder;
+mod versions;
+
+pub use archive::RESTORE_DAYS;
+
+use std::{
+    collections::VecDeque,
+    io,
+    sync::{Arc, Mutex},
+};
 
 use bytes::{Bytes, BytesMut};
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -11,7 +21,7 @@ use crate::{
         names::{check_remote_path, escape_for_log},
     },
     remote::{
-        ByteStream, ListOptions, Listed, Meta, Remote, RemoteError, RootState, Upload, Version, Written,
+        Archived, ByteStream, ListOptions, Listed, Meta, Remote, RemoteError, RootState, Upload, Version, Written,
         meta::KEY_MTIME,
     },
 };
@@ -43,6 +53,15 @@ pub struct S3Remote {
     storage_class: Option<String>,
     sse: Option<String>,
     job: u64,
+    /// Browsing (`Credential.ListDirectory`): folder listings take mtimes from the listing's
+    /// `LastModified`, without a HEAD per object.
+    browsing: bool,
+    /// Deletes remove every version of the key (task attribute `hard_delete`).
+    hard_delete: bool,
+    /// Archived objects met while listing get a RestoreObject (task attribute `glacier_restore`).
+    glacier_restore: bool,
+    /// Archived objects met so far, shared by the clones of this remote.
+    archived: Arc<Mutex<Vec<Archived>>>,
 }
 
 impl S3Remote {
@@ -69,7 +88,35 @@ impl S3Remote {
             storage_class: (!storage_class.is_empty()).then(|| storage_class.to_owned()),
             sse: (!sse.is_empty()).then(|| sse.to_owned()),
             job,
+            browsing: false,
+            hard_delete: false,
+            glacier_restore: false,
+            archived: Arc::default(),
         }
+    }
+
+    /// For browsing (`Credential.ListDirectory`): [`Remote::list_folder`] gives each object the
+    /// listing's `LastModified` as its mtime instead of reading `X-Amz-Meta-Mtime` by HEAD.
+    #[must_use]
+    pub fn browsing(mut self) -> Self {
+        self.browsing = true;
+        self
+    }
+
+    /// With `on`, [`Remote::delete`] removes every version of the key and its delete markers
+    /// (task attribute `hard_delete`) instead of leaving a hidden version or a delete marker.
+    #[must_use]
+    pub fn with_hard_delete(mut self, on: bool) -> Self {
+        self.hard_delete = on;
+        self
+    }
+
+    /// With `on`, archived objects met while listing get a RestoreObject (task attribute
+    /// `glacier_restore`).
+    #[must_use]
+    pub fn with_glacier_restore(mut self, on: bool) -> Self {
+        self.glacier_restore = on;
+        self
     }
 
     fn key(&self, path: &str) -> String {
@@ -150,7 +197,15 @@ impl Remote for S3Remote {
 
     async fn root_state(&self) -> Result<RootState, RemoteError> {
         // A bucket folder exists as soon as a key is written under it.
-        Ok(RootState::Present)
+        self.folder_state().await
+    }
+
+    async fn list_folder(&self, path: &str) -> Result<Option<Vec<Listed>>, RemoteError> {
+        self.folder_children(path).await.map(Some)
+    }
+
+    fn archived(&self) -> Vec<Archived> {
+        self.archived_so_far()
     }
 
     async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError> {
@@ -215,6 +270,15 @@ impl Remote for S3Remote {
                 if !Self::passes(&opts, &rel) {
                     continue;
                 }
+                if let Some(class) = archive::archive_class(obj.storage_class.as_deref()).map(str::to_owned) {
+                    // GLACIER, DEEP_ARCHIVE: neither read nor deleted unless restored (archive.rs).
+                    if window.len() >= HEAD_CONCURRENCY && !send_next(&mut window).await {
+                        return Ok(());
+                    }
+                    let me = self.clone();
+                    window.push_back(tokio::spawn(async move { me.archived_item(rel, obj.size, class).await }));
+                    continue;
+                }
                 if opts.versions {
                     // The caller resolves mtimes (from what an earlier run saw, else by stat).
                     while !window.is_empty() {
@@ -254,6 +318,7 @@ impl Remote for S3Remote {
     }
 
     async fn create(&self, path: &str, size: u64, mtime: Mtime) -> Result<Box<dyn Upload>, RemoteError> {
+        self.refuse_archived(path)?;
         let part = part_size(size, self.chunk_size, self.client.config().max_upload_parts)
             .map_err(|reason| RemoteError::Refused { path: path.to_owned(), reason })?;
         Ok(Box::new(S3Upload {
@@ -279,6 +344,9 @@ impl Remote for S3Remote {
     }
 
     async fn delete(&self, path: &str) -> Result<(), RemoteError> {
+        if self.hard_delete {
+            return self.delete_every_version(path).await;
+        }
         self.client.delete_object(&self.bucket, &self.key(path), None).await.map_err(|e| remote_error(path, e))?;
         Ok(())
     }
