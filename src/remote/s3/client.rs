@@ -22,7 +22,7 @@ use super::{
     http::{
         CollectError, HttpClient, ObjectBody, Progress, RequestBody, SourceFailure, build_client, collect, idle_timeout,
     },
-    source::{BodySource, Digests, digest_bytes, digest_source},
+    source::{BodySource, Digests, digest_bytes, digest_source, sha256_bytes},
 };
 
 /// Largest XML response read into memory (a 1000-key listing is ~0.3 MB).
@@ -58,8 +58,13 @@ impl fmt::Debug for S3Client {
 pub(crate) enum ReqBody<'a> {
     /// No body.
     Empty,
-    /// In-memory data; `md5` adds `Content-MD5`.
+    /// In-memory data; `md5` adds `Content-MD5` (XML bodies S3 wants it on).
     Bytes { data: Bytes, md5: bool },
+    /// Object data in memory. With a signed payload the server checks its SHA-256, so no
+    /// `Content-MD5` is computed (one hashing pass per byte: SHA-256 runs on the CPU's SHA
+    /// instructions where it has them, about three times cheaper than MD5 here); unsigned
+    /// (`https://`), `Content-MD5` makes the server check what it stores.
+    Data(Bytes),
     /// `len` bytes of a re-openable source, with `Content-MD5`.
     Source { source: &'a dyn BodySource, len: u64 },
 }
@@ -250,6 +255,15 @@ impl S3Client {
                 let d = digest_bytes(data, sign).await;
                 Prepared { payload_hash: d.sha256_hex(), content_md5: md5.then(|| d.content_md5()), digests: Some(d) }
             }
+            ReqBody::Data(data) if sign => Prepared {
+                payload_hash: Some(super::source::hex(&sha256_bytes(data).await)),
+                content_md5: None,
+                digests: None,
+            },
+            ReqBody::Data(data) => {
+                let d = digest_bytes(data, false).await;
+                Prepared { payload_hash: None, content_md5: Some(d.content_md5()), digests: Some(d) }
+            }
             ReqBody::Source { source, len } => {
                 let d = digest_source(*source, *len, sign)
                     .await
@@ -294,7 +308,7 @@ impl S3Client {
         };
         let body = match &req.body {
             ReqBody::Empty => RequestBody::empty(),
-            ReqBody::Bytes { data, .. } => RequestBody::bytes(data.clone()),
+            ReqBody::Bytes { data, .. } | ReqBody::Data(data) => RequestBody::bytes(data.clone()),
             ReqBody::Source { source, len } => {
                 let reader =
                     source.open().await.map_err(|source| S3Error::Source { target: target.clone(), source })?;
@@ -313,7 +327,7 @@ impl S3Client {
         }
         let len = match &req.body {
             ReqBody::Empty => 0,
-            ReqBody::Bytes { data, .. } => data.len() as u64,
+            ReqBody::Bytes { data, .. } | ReqBody::Data(data) => data.len() as u64,
             ReqBody::Source { len, .. } => *len,
         };
         if len > 0 || matches!(req.method, Method::PUT | Method::POST) {

@@ -123,7 +123,7 @@ impl S3Client {
         let req = Req::new("UploadPart", Method::PUT, bucket, key)
             .query("partNumber", part_number.to_string())
             .query("uploadId", upload_id)
-            .body(ReqBody::Bytes { data, md5: true });
+            .body(ReqBody::Data(data));
         self.run(&req, Mode::Collect, |r| match r.header("etag") {
             Some(etag) if !etag.is_empty() => Ok(CompletedPart { part_number, etag: etag.to_owned() }),
             _ => {

@@ -372,7 +372,7 @@ impl S3Client {
         if data.len() as u64 > MAX_SINGLE_PUT {
             return Err(S3Error::invalid(target, "a single PutObject takes at most 5 GiB; use multipart"));
         }
-        let mut req = Req::new("PutObject", Method::PUT, bucket, key).body(ReqBody::Bytes { data, md5: true });
+        let mut req = Req::new("PutObject", Method::PUT, bucket, key).body(ReqBody::Data(data));
         req.headers = opts.headers(&target)?;
         self.run(&req, Mode::Collect, |r| Ok(put_output(&r))).await
     }

@@ -128,6 +128,18 @@ pub(crate) async fn digest_bytes(data: &Bytes, sha256: bool) -> Digests {
     }
 }
 
+/// The SHA-256 of in-memory data (off the async threads from a megabyte on).
+pub(crate) async fn sha256_bytes(data: &Bytes) -> [u8; 32] {
+    if data.len() < 1 << 20 {
+        return Sha256::digest(data).into();
+    }
+    let owned = data.clone();
+    match tokio::task::spawn_blocking(move || Sha256::digest(&owned).into()).await {
+        Ok(d) => d,
+        Err(_) => Sha256::digest(data).into(),
+    }
+}
+
 /// Reads exactly `len` bytes of `source` and hashes them.
 ///
 /// # Errors
