@@ -10,7 +10,7 @@ use super::{
     progress::{Progress, human_bytes},
     seen::Seen,
 };
-use crate::remote::{Remote, RemoteError, Written};
+use crate::remote::{OnStored, Remote, RemoteError, Written};
 use std::sync::{Arc, Mutex};
 use tokio::{io::AsyncReadExt, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -93,9 +93,21 @@ async fn copy_one(
     dst: &dyn Remote,
     entry: &Entry,
     want_meta: bool,
-    io: (&Limiter, &Progress, &CancellationToken),
+    io: (&Limiter, &Arc<Progress>, &CancellationToken),
 ) -> Result<Option<Written>, TransferError> {
     let (limiter, progress, cancel) = io;
+    if dst.streams_uploads() && limiter.unlimited() {
+        // Bucket stores read each part from the file itself (memory stays flat).
+        if let Some(source) = src.reopenable(entry).await.map_err(|e| fail(&e))? {
+            let meta = if want_meta { src.read_meta(&entry.path).await.map_err(|e| fail(&e))? } else { None };
+            let p = progress.clone();
+            let stored: OnStored = Arc::new(move |n| Progress::add(&p.bytes_done, n));
+            return tokio::select! {
+                () = cancel.cancelled() => Err(TransferError::Aborted),
+                r = dst.upload_from(entry, meta.as_ref(), source, stored) => r.map_err(|e| fail(&e)),
+            };
+        }
+    }
     let mut rd = src.open(&entry.path).await.map_err(|e| fail(&e))?;
     let meta = if want_meta { src.read_meta(&entry.path).await.map_err(|e| fail(&e))? } else { None };
     let mut up = dst.create(&entry.path, entry.size, entry.mtime).await.map_err(|e| fail(&e))?;

@@ -22,6 +22,12 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// Whether no limit is ever set (an empty timetable).
+    #[must_use]
+    pub fn unlimited(&self) -> bool {
+        self.table.is_empty()
+    }
+
     /// A limiter following `table` in `tz`.
     #[must_use]
     pub fn new(table: Vec<BwLimit>, tz: jiff::tz::TimeZone) -> Self {

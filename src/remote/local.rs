@@ -18,7 +18,7 @@
 //! `engine::{entry, filter, names}`, `remote::meta`.
 
 use super::{
-    ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload, Written,
+    ByteStream, ListOptions, Listed, RangeSource, Remote, RemoteError, RootState, Upload, Written,
     meta::{Meta, PosixAcl, XATTR_ACL_ACCESS, XATTR_ACL_DEFAULT, XATTR_NFS4_ACL},
 };
 use crate::engine::{
@@ -890,6 +890,23 @@ impl Remote for LocalFs {
         Ok(Box::pin(tokio::fs::File::from_std(std::fs::File::from(fd))))
     }
 
+    async fn reopenable(&self, entry: &Entry) -> Result<Option<Arc<dyn RangeSource>>, RemoteError> {
+        let (me, p) = (self.clone(), entry.path.clone());
+        let fd = blocking(&entry.path, move || {
+            let (parts, name) = split(&p)?;
+            let dir = me.open_dir(&parts, false, &p)?;
+            rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::CLOEXEC | me.nofollow(), Mode::empty())
+                .map_err(|e| RemoteError::io(&p, to_io(e)))
+        })
+        .await?;
+        let file = Arc::new(std::fs::File::from(fd));
+        let src = LocalFile { file, path: entry.path.clone(), size: entry.size, mtime: entry.mtime };
+        if let Some(why) = src.changed().await {
+            return Err(RemoteError::Refused { path: entry.path.clone(), reason: why });
+        }
+        Ok(Some(Arc::new(src)))
+    }
+
     async fn create(&self, path: &str, _size: u64, mtime: Mtime) -> Result<Box<dyn Upload>, RemoteError> {
         let (me, p) = (self.clone(), path.to_owned());
         let (dir, tmp, name, fd, created) = blocking(path, move || {
@@ -1002,6 +1019,96 @@ impl Remote for LocalFs {
         let (Owners::Preserve { .. }, Some(meta)) = (self.owners, meta) else { return Ok(()) };
         let (me, p, m) = (self.clone(), path.to_owned(), meta.clone());
         blocking(path, move || me.finish_dir_blocking(&p, &m)).await
+    }
+}
+
+/// One open local file as a [`RangeSource`]: positional reads, so readers at different offsets
+/// never disturb each other.
+struct LocalFile {
+    file: Arc<std::fs::File>,
+    path: String,
+    size: u64,
+    mtime: Mtime,
+}
+
+#[async_trait::async_trait]
+impl RangeSource for LocalFile {
+    async fn open_at(&self, offset: u64, len: u64) -> std::io::Result<ByteStream> {
+        Ok(Box::pin(PreadReader {
+            file: Some(self.file.clone()),
+            pos: offset,
+            end: offset.saturating_add(len),
+            ..Default::default()
+        }))
+    }
+
+    async fn changed(&self) -> Option<String> {
+        let file = self.file.clone();
+        let st = tokio::task::spawn_blocking(move || rustix::fs::fstat(&*file)).await.ok()?.ok()?;
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        (size != self.size || mtime_of(&st) != self.mtime).then(|| {
+            format!(
+                "{}: changed while it was copied ({size} bytes now, {} listed); not copied",
+                escape_for_log(self.path.as_bytes()),
+                self.size
+            )
+        })
+    }
+}
+
+/// Reads `pos..end` of a file with `pread` on a blocking thread, 256 KiB at a time.
+#[derive(Default)]
+struct PreadReader {
+    file: Option<Arc<std::fs::File>>,
+    pos: u64,
+    end: u64,
+    buf: Vec<u8>,
+    at: usize,
+    pending: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
+}
+
+impl tokio::io::AsyncRead for PreadReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        loop {
+            if this.at < this.buf.len() {
+                let n = (this.buf.len() - this.at).min(out.remaining());
+                out.put_slice(&this.buf[this.at..this.at + n]);
+                this.at += n;
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(h) = this.pending.as_mut() {
+                let res = std::task::ready!(std::pin::Pin::new(h).poll(cx));
+                this.pending = None;
+                let buf = res.map_err(std::io::Error::other)??;
+                if buf.is_empty() {
+                    this.end = this.pos; // the file is shorter than announced: end of data
+                    return Poll::Ready(Ok(()));
+                }
+                this.pos += buf.len() as u64;
+                this.buf = buf;
+                this.at = 0;
+                continue;
+            }
+            if this.pos >= this.end {
+                return Poll::Ready(Ok(()));
+            }
+            let Some(file) = this.file.clone() else { return Poll::Ready(Ok(())) };
+            let (pos, want) = (this.pos, usize::try_from((this.end - this.pos).min(256 << 10)).unwrap_or(256 << 10));
+            let mut buf = std::mem::take(&mut this.buf);
+            this.pending = Some(tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt as _;
+                buf.resize(want, 0);
+                let n = file.read_at(&mut buf, pos)?;
+                buf.truncate(n);
+                Ok(buf)
+            }));
+        }
     }
 }
 

@@ -199,6 +199,23 @@ pub trait Upload: Send {
     fn set_meta(&mut self, _meta: &Meta) {}
 }
 
+/// A file that can be read from any offset, again and again, while it stays open: an upload
+/// streams its parts from it (twice each: to hash, then to send, and again on a retry) instead
+/// of holding them in memory.
+#[async_trait::async_trait]
+pub trait RangeSource: Send + Sync {
+    /// A reader of `len` bytes from `offset`.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    async fn open_at(&self, offset: u64, len: u64) -> std::io::Result<ByteStream>;
+    /// Why the file is no longer the one listed (size or mtime changed), if it is not.
+    async fn changed(&self) -> Option<String>;
+}
+
+/// Called with the bytes of each part as it is stored.
+pub type OnStored = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// A tree of objects.
 #[async_trait::async_trait]
 pub trait Remote: Send + Sync {
@@ -245,6 +262,36 @@ pub trait Remote: Send + Sync {
     /// # Errors
     /// It does not exist or cannot be read.
     async fn open(&self, path: &str) -> Result<ByteStream, RemoteError>;
+    /// The file `entry` as a [`RangeSource`], for trees whose files can be read again from any
+    /// offset (local trees); `None` (the default) otherwise. It fails when the file is no
+    /// longer the listed one.
+    ///
+    /// # Errors
+    /// It cannot be opened.
+    async fn reopenable(&self, entry: &Entry) -> Result<Option<Arc<dyn RangeSource>>, RemoteError> {
+        let _ = entry;
+        Ok(None)
+    }
+    /// Whether [`Remote::upload_from`] is implemented (bucket stores: parts are streamed from
+    /// the source instead of being buffered).
+    fn streams_uploads(&self) -> bool {
+        false
+    }
+    /// Stores `entry` (with `meta`) from `source`, calling `stored` as parts are stored; only
+    /// where [`Remote::streams_uploads`]. Nothing is visible under the name unless complete.
+    ///
+    /// # Errors
+    /// The upload failed; nothing is left behind.
+    async fn upload_from(
+        &self,
+        entry: &Entry,
+        meta: Option<&Meta>,
+        source: Arc<dyn RangeSource>,
+        stored: OnStored,
+    ) -> Result<Option<Written>, RemoteError> {
+        let _ = (meta, source, stored);
+        Err(RemoteError::Refused { path: entry.path.clone(), reason: "this tree takes no streamed uploads".into() })
+    }
     /// Starts writing an object of `size` bytes that will carry `mtime`.
     ///
     /// # Errors

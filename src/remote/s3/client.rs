@@ -22,7 +22,7 @@ use super::{
     http::{
         CollectError, HttpClient, ObjectBody, Progress, RequestBody, SourceFailure, build_client, collect, idle_timeout,
     },
-    source::{BodySource, Digests, digest_bytes, digest_source, sha256_bytes},
+    source::{BodySource, Digests, digest_bytes, digest_source, sha256_bytes, sha256_source},
 };
 
 /// Largest XML response read into memory (a 1000-key listing is ~0.3 MB).
@@ -264,6 +264,12 @@ impl S3Client {
                 let d = digest_bytes(data, false).await;
                 Prepared { payload_hash: None, content_md5: Some(d.content_md5()), digests: Some(d) }
             }
+            ReqBody::Source { source, len } if sign => {
+                let h = sha256_source(*source, *len)
+                    .await
+                    .map_err(|source| S3Error::Source { target: req.target(), source })?;
+                Prepared { payload_hash: Some(super::source::hex(&h)), content_md5: None, digests: None }
+            }
             ReqBody::Source { source, len } => {
                 let d = digest_source(*source, *len, sign)
                     .await
@@ -312,8 +318,10 @@ impl S3Client {
             ReqBody::Source { source, len } => {
                 let reader =
                     source.open().await.map_err(|source| S3Error::Source { target: target.clone(), source })?;
-                let md5 = prep.digests.map(|d| d.md5).unwrap_or_default();
-                RequestBody::reader(reader, *len, md5)
+                match prep.digests {
+                    Some(d) => RequestBody::reader(reader, *len, d.md5),
+                    None => RequestBody::reader_signed(reader, *len),
+                }
             }
         }
         .with_progress(progress.clone());

@@ -131,7 +131,7 @@ pub(crate) struct RequestBody {
 enum Inner {
     Empty,
     Full(Option<Bytes>),
-    Reader { reader: Reader, remaining: u64, len: u64, md5: Option<Md5>, expected_md5: [u8; 16] },
+    Reader { reader: Reader, remaining: u64, len: u64, md5: Option<Md5>, expected_md5: Option<[u8; 16]> },
 }
 
 impl fmt::Debug for RequestBody {
@@ -158,9 +158,21 @@ impl RequestBody {
     /// storing a mix.
     pub(crate) fn reader(reader: Reader, len: u64, expected_md5: [u8; 16]) -> Self {
         Self {
-            inner: Inner::Reader { reader, remaining: len, len, md5: Some(Md5::new()), expected_md5 },
+            inner: Inner::Reader {
+                reader,
+                remaining: len,
+                len,
+                md5: Some(Md5::new()),
+                expected_md5: Some(expected_md5),
+            },
             progress: None,
         }
+    }
+
+    /// `len` bytes of `reader`, not hashed again: the payload's signed SHA-256, which the
+    /// server checks, catches a source that changed since it was hashed.
+    pub(crate) fn reader_signed(reader: Reader, len: u64) -> Self {
+        Self { inner: Inner::Reader { reader, remaining: len, len, md5: None, expected_md5: None }, progress: None }
     }
 
     pub(crate) fn with_progress(mut self, progress: Arc<Progress>) -> Self {
@@ -218,9 +230,11 @@ impl Body for RequestBody {
                 if let Some(h) = md5.as_mut() {
                     h.update(&buf);
                 }
-                if *remaining == 0 {
+                if *remaining == 0
+                    && let Some(expected) = expected_md5
+                {
                     let got: [u8; 16] = md5.take().map(|h| h.finalize().into()).unwrap_or_default();
-                    if got != *expected_md5 {
+                    if got != *expected {
                         return Poll::Ready(Some(Err(source_error(
                             "the source changed while it was uploaded (its MD5 differs from the first read)".to_owned(),
                         ))));

@@ -133,6 +133,36 @@ impl S3Client {
         .await
     }
 
+    /// [`S3Client::upload_part`] with the part streamed from `source` (`len` bytes).
+    ///
+    /// # Errors
+    /// Any [`S3Error`].
+    pub async fn upload_part_from(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        source: &dyn BodySource,
+        len: u64,
+    ) -> Result<CompletedPart, S3Error> {
+        let target = Target::new("UploadPart", bucket, key);
+        if !(1..=10_000).contains(&part_number) {
+            return Err(S3Error::invalid(target, format!("part number {part_number} is outside 1..=10000")));
+        }
+        let req = Req::new("UploadPart", Method::PUT, bucket, key)
+            .query("partNumber", part_number.to_string())
+            .query("uploadId", upload_id)
+            .body(ReqBody::Source { source, len });
+        self.run(&req, Mode::Collect, |r| match r.header("etag") {
+            Some(etag) if !etag.is_empty() => Ok(CompletedPart { part_number, etag: etag.to_owned() }),
+            _ => {
+                Err(S3Error::InvalidResponse { target: target.clone(), status: r.status, detail: "no ETag".to_owned() })
+            }
+        })
+        .await
+    }
+
     /// Completes an upload from its parts (in ascending order).
     ///
     /// # Errors
@@ -406,6 +436,38 @@ impl MultipartWriter {
         self.next_part += 1;
         self.tasks.spawn(async move { client.upload_part(&bucket, &key, &id, n, data).await });
         Ok(())
+    }
+
+    /// Like [`MultipartWriter::push_part`], with the part read from `source` (twice: to hash
+    /// and to send, and again on a retry) instead of held in memory.
+    ///
+    /// # Errors
+    /// As [`MultipartWriter::push_part`].
+    pub async fn push_source(&mut self, source: std::sync::Arc<dyn BodySource>, len: u64) -> Result<(), S3Error> {
+        if self.closed {
+            return Err(S3Error::invalid(self.target("UploadPart"), "the upload was already completed or aborted"));
+        }
+        if self.next_part > self.client.config().max_upload_parts {
+            self.abort_inner().await;
+            return Err(S3Error::invalid(
+                self.target("UploadPart"),
+                format!("more than max_upload_parts = {} parts", self.client.config().max_upload_parts),
+            ));
+        }
+        while self.tasks.len() >= self.concurrency {
+            self.join_one().await?;
+        }
+        let (client, bucket, key, id, n) =
+            (self.client.clone(), self.bucket.clone(), self.key.clone(), self.upload_id.clone(), self.next_part);
+        self.next_part += 1;
+        self.tasks.spawn(async move { client.upload_part_from(&bucket, &key, &id, n, &*source, len).await });
+        Ok(())
+    }
+
+    /// Parts stored so far (bytes are the caller's to count).
+    #[must_use]
+    pub fn parts_done(&self) -> usize {
+        self.done.len()
     }
 
     /// Waits for every part and completes the upload.

@@ -21,8 +21,8 @@ use crate::{
         names::{check_remote_path, escape_for_log},
     },
     remote::{
-        Archived, ByteStream, ListOptions, Listed, Meta, Remote, RemoteError, RootState, Upload, Version, Written,
-        meta::KEY_MTIME,
+        Archived, ByteStream, ListOptions, Listed, Meta, OnStored, RangeSource, Remote, RemoteError, RootState, Upload,
+        Version, Written, meta::KEY_MTIME,
     },
 };
 
@@ -30,7 +30,8 @@ use super::{
     S3Client, S3Error, TransportKind,
     multipart::{MultipartWriter, is_upload_active, part_size},
     ops_list::ListRequest,
-    ops_object::{GetOptions, PutOptions},
+    ops_object::{GetOptions, PutOptions, PutOutput},
+    source::RangeBody,
 };
 
 /// HEAD requests in flight while listing (for the mtimes).
@@ -335,6 +336,67 @@ impl Remote for S3Remote {
         }))
     }
 
+    fn streams_uploads(&self) -> bool {
+        true
+    }
+
+    async fn upload_from(
+        &self,
+        entry: &Entry,
+        meta: Option<&Meta>,
+        source: Arc<dyn RangeSource>,
+        stored: OnStored,
+    ) -> Result<Option<Written>, RemoteError> {
+        let path = entry.path.as_str();
+        self.refuse_archived(path)?;
+        let part = part_size(entry.size, self.chunk_size, self.client.config().max_upload_parts)
+            .map_err(|reason| RemoteError::Refused { path: path.to_owned(), reason })?;
+        let key = self.key(path);
+        let mut opts = self.put_options(entry.mtime);
+        if let Some(m) = meta {
+            add_meta(&mut opts, m, &key);
+        }
+        let started = std::time::Instant::now();
+        let body = |offset: u64, len: u64| RangeBody { source: source.clone(), offset, len };
+        let out = if entry.size <= part {
+            let out = self
+                .client
+                .put_object(&self.bucket, &key, entry.size, &body(0, entry.size), &opts)
+                .await
+                .map_err(|e| remote_error(path, e))?;
+            stored(entry.size);
+            if let Some(why) = source.changed().await {
+                // What was stored is one consistent read of it; the next run sends it again.
+                return Err(RemoteError::Refused { path: path.to_owned(), reason: why });
+            }
+            out
+        } else {
+            let mut w = MultipartWriter::start(&self.client, &self.bucket, &key, &opts, PART_CONCURRENCY)
+                .await
+                .map_err(|e| remote_error(path, e))?;
+            tracing::debug!(job = self.job, bucket = %self.bucket, key = %key, parts_of = part, "multipart upload from the file");
+            let (mut offset, mut counted) = (0, 0);
+            while offset < entry.size {
+                let len = part.min(entry.size - offset);
+                w.push_source(Arc::new(body(offset, len)), len).await.map_err(|e| remote_error(path, e))?;
+                offset += len;
+                let done = (w.parts_done() as u64).saturating_mul(part).min(entry.size);
+                if done > counted {
+                    stored(done - counted);
+                    counted = done;
+                }
+            }
+            if let Some(why) = source.changed().await {
+                w.abort().await;
+                return Err(RemoteError::Refused { path: path.to_owned(), reason: why });
+            }
+            let out = w.finish().await.map_err(|e| remote_error(path, e))?;
+            stored(entry.size - counted);
+            out
+        };
+        Ok(Some(written(out, started)))
+    }
+
     async fn stat(&self, path: &str) -> Result<Option<Entry>, RemoteError> {
         let meta = self.client.head_object(&self.bucket, &self.key(path)).await.map_err(|e| remote_error(path, e))?;
         Ok(meta.map(|m| {
@@ -411,6 +473,33 @@ impl Remote for S3Remote {
         }
         Ok(n)
     }
+}
+
+/// Adds `meta` to the user metadata of an upload (rclone's keys; at most 2 KiB in all).
+fn add_meta(opts: &mut PutOptions, meta: &Meta, key: &str) {
+    let mut used: usize = opts.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + 32;
+    for (k, v) in meta.to_pairs() {
+        if k == KEY_MTIME {
+            continue;
+        }
+        if used + k.len() + v.len() > MAX_USER_METADATA {
+            tracing::warn!(key = %key, metadata = %k, "left out: S3 keeps at most 2 KiB of metadata per object");
+            continue;
+        }
+        used += k.len() + v.len();
+        opts.metadata.retain(|(n, _)| *n != k);
+        opts.metadata.push((k, v));
+    }
+}
+
+/// What the next run's listing will show of an upload that started at `started` and was
+/// answered with `out`.
+fn written(out: PutOutput, started: std::time::Instant) -> Written {
+    // The store's LastModified lies between the start of the upload (a multipart object's
+    // is its initiation) and the reply, both on the server's clock.
+    let took = i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX);
+    let window = out.date.map(|d| (d.saturating_sub(took).saturating_sub(1), d.saturating_add(1)));
+    Written { etag: out.etag, window }
 }
 
 /// A write to S3: buffered whole when it fits one part (one PutObject with
@@ -498,11 +587,7 @@ impl Upload for S3Upload {
             };
             w.finish().await.map_err(|e| remote_error(&self.path, e))?
         };
-        // The store's LastModified lies between the start of the upload (a multipart object's
-        // is its initiation) and the reply, both on the server's clock.
-        let took = i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX);
-        let window = out.date.map(|d| (d.saturating_sub(took).saturating_sub(1), d.saturating_add(1)));
-        Ok(Some(Written { etag: out.etag, window }))
+        Ok(Some(written(out, self.started)))
     }
 
     async fn abort(mut self: Box<Self>) {
@@ -519,19 +604,7 @@ impl Upload for S3Upload {
             tracing::warn!(key = %self.key, "metadata came after the upload started; not stored");
             return;
         }
-        let mut used: usize = self.opts.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + 32;
-        for (k, v) in meta.to_pairs() {
-            if k == KEY_MTIME {
-                continue;
-            }
-            if used + k.len() + v.len() > MAX_USER_METADATA {
-                tracing::warn!(key = %self.key, metadata = %k, "left out: S3 keeps at most 2 KiB of metadata per object");
-                continue;
-            }
-            used += k.len() + v.len();
-            self.opts.metadata.retain(|(n, _)| *n != k);
-            self.opts.metadata.push((k, v));
-        }
+        add_meta(&mut self.opts, meta, &self.key);
     }
 }
 

@@ -1,4 +1,4 @@
-//! Re-openable upload sources and the digests (MD5, SHA-256) uploads send; may import std, tokio, `md-5`, `sha2`, `base64` and `async-trait`.
+//! Re-openable upload sources and the digests (MD5, SHA-256) uploads send; may import std, tokio, `md-5`, `sha2`, `base64`, `async-trait` and `remote::RangeSource`.
 //!
 //! A retried upload must send the same bytes again, so single-request
 //! uploads take a [`BodySource`] that can be opened afresh, and multipart
@@ -137,6 +137,47 @@ pub(crate) async fn sha256_bytes(data: &Bytes) -> [u8; 32] {
     match tokio::task::spawn_blocking(move || Sha256::digest(&owned).into()).await {
         Ok(d) => d,
         Err(_) => Sha256::digest(data).into(),
+    }
+}
+
+/// The SHA-256 of exactly `len` bytes of `source`.
+///
+/// # Errors
+/// The source cannot be opened or read, or holds fewer than `len` bytes.
+pub(crate) async fn sha256_source(source: &dyn BodySource, len: u64) -> io::Result<[u8; 32]> {
+    let mut reader = source.open().await?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = reader.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("source ended {left} bytes before its stated size of {len}"),
+            ));
+        }
+        sha.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(sha.finalize().into())
+}
+
+/// `len` bytes from `offset` of a [`RangeSource`] as a [`BodySource`].
+pub(crate) struct RangeBody {
+    /// The file.
+    pub(crate) source: std::sync::Arc<dyn crate::remote::RangeSource>,
+    /// Where the part starts.
+    pub(crate) offset: u64,
+    /// Its length.
+    pub(crate) len: u64,
+}
+
+#[async_trait::async_trait]
+impl BodySource for RangeBody {
+    async fn open(&self) -> io::Result<Reader> {
+        self.source.open_at(self.offset, self.len).await
     }
 }
 
