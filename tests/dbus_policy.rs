@@ -128,7 +128,8 @@ async fn the_cloudsync_group_reads_and_nobody_else_does() {
     assert_eq!(wait_job(&conn, &j, Duration::from_secs(60)).await.0, "SUCCESS");
     let before = managed(&conn).await;
     let (cred, task, job) = ("/org/cloudsyncd/CloudSync1/credential/1", t.as_str(), j.as_str());
-    let cfg = format!("{{'path': <'{d}'>, 'credentials': <uint64 1>, 'direction': <'PUSH'>, 'transfer_mode': <'COPY'>}}");
+    let cfg =
+        format!("{{'path': <'{d}'>, 'credentials': <uint64 1>, 'direction': <'PUSH'>, 'transfer_mode': <'COPY'>}}");
     let mutating: Vec<(&str, &str, Vec<String>)> = vec![
         (ROOT, "Manager.CreateCredential", vec!["'x'".into(), "'LOCAL'".into(), format!("{{'root': <'{d}'>}}")]),
         (ROOT, "Manager.CreateTask", vec![cfg.clone()]),
@@ -148,12 +149,16 @@ async fn the_cloudsync_group_reads_and_nobody_else_does() {
     let set_args = ["org.cloudsyncd.CloudSync1.Task", "NextRun", "<uint64 1>"];
 
     // A member of cloudsync reads properties, the object tree and job logs.
-    let version = allowed(MEMBER, &bus, ROOT, "org.freedesktop.DBus.Properties.Get", &[
-        "org.cloudsyncd.CloudSync1.Manager",
-        "Version",
-    ]);
+    let version = allowed(
+        MEMBER,
+        &bus,
+        ROOT,
+        "org.freedesktop.DBus.Properties.Get",
+        &["org.cloudsyncd.CloudSync1.Manager", "Version"],
+    );
     assert!(version.contains('\''), "{version}");
-    let all = allowed(MEMBER, &bus, task, "org.freedesktop.DBus.Properties.GetAll", &["org.cloudsyncd.CloudSync1.Task"]);
+    let all =
+        allowed(MEMBER, &bus, task, "org.freedesktop.DBus.Properties.GetAll", &["org.cloudsyncd.CloudSync1.Task"]);
     assert!(all.contains("'State'") && all.contains("'Config'"), "{all}");
     let objects = allowed(MEMBER, &bus, ROOT, "org.freedesktop.DBus.ObjectManager.GetManagedObjects", &[]);
     assert!(objects.contains(task) && objects.contains(job) && objects.contains(cred), "{objects}");
