@@ -146,11 +146,20 @@ async fn a_byte_flipped_in_an_upload_is_refused_by_garage_and_sent_again() {
     let (_, s, e, log) = env.run(&t).await;
     assert_eq!((s.as_str(), e.as_str()), ("SUCCESS", ""), "{log}");
     assert_eq!(env.proxy.stats.corrupted.load(Ordering::SeqCst), 2, "the proxy corrupted fewer bodies than planned");
-    // Garage refused both corrupted bodies (it says InvalidDigest where AWS says BadDigest), and
-    // our client sent them again.
+    // Garage refused both corrupted bodies (400 BadDigest for the Content-MD5 we send; InvalidDigest
+    // when only a payload hash or checksum disagrees), and our client sent them again.
     let stderr = env.daemon.stderr();
-    let refusals = stderr.lines().filter(|l| l.contains("retrying") && l.contains("InvalidDigest")).count();
-    assert_eq!(refusals, 2, "expected two InvalidDigest refusals, each retried:\n{stderr}");
+    let refusals: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("S3 request failed; retrying"))
+        .filter(|l| l.contains("HTTP 400 BadDigest") || l.contains("HTTP 400 InvalidDigest"))
+        .collect();
+    let retries: Vec<&str> = stderr.lines().filter(|l| l.contains("S3 request failed")).collect();
+    assert_eq!(refusals.len(), 2, "expected two digest refusals, each retried: {retries:#?}");
+    for (op, key) in [("PutObject", "push/small.bin"), ("UploadPart", "push/big.bin")] {
+        let op = format!("op=\"{op}\"");
+        assert!(refusals.iter().any(|l| l.contains(&op) && l.contains(key)), "{op} {key} not refused: {refusals:#?}");
+    }
     // What is stored is the source, byte for byte: by our GET, and by rclone.
     assert_eq!(env.get("push/small.bin").await, small);
     assert_eq!(env.get("push/big.bin").await, big);
