@@ -16,7 +16,7 @@ use std::{
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{BytesSource, GetOptions, ListRequest, ObjectIdentifier, S3Client, UploadOptions};
-use common::{Bus, Daemon, Pool, dict, job_log, manager, map, task, task_run, v, wait_job};
+use common::{Bus, Daemon, Pool, dict, job, job_log, manager, map, task, task_run, v, wait_job};
 use common_s3::{Server, random_bytes, read_all};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
@@ -161,7 +161,9 @@ async fn kill9_at_random_moments_of_s3_pushes_and_pulls_loses_nothing() {
     let pull = m.create_task(mk("PULL", &restore, "pull", vec![])).await.unwrap();
     drop(m);
 
+    let total: u64 = source.values().map(|b| b.len() as u64).sum();
     let (mut failed, mut succeeded) = (0, 0);
+    let (mut seen_uploads, mut seen_snapshots, mut seen_partials) = (0, 0, 0);
     for round in 0..24 {
         let is_push = round % 2 == 0;
         // Each round starts from an empty destination, so that there is work to interrupt.
@@ -177,8 +179,24 @@ async fn kill9_at_random_moments_of_s3_pushes_and_pulls_loses_nothing() {
             _ => &pull,
         };
         let j = task_run(&conn, t).await.run(dict(vec![])).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(rand_u64() % 2500)).await;
+        if round % 3 == 0 {
+            // A moment in time: the snapshot, the listings, the first transfers.
+            tokio::time::sleep(Duration::from_millis(rand_u64() % 1500)).await;
+        } else {
+            // A moment in the data, whatever the machine's speed: after a random number of bytes.
+            let at = rand_u64() % (total * 9 / 10);
+            let jp = job(&conn, &j).await;
+            let t0 = Instant::now();
+            while jp.bytes_done().await.unwrap() < at && jp.state().await.unwrap() == "RUNNING" {
+                assert!(t0.elapsed() < Duration::from_secs(120), "round {round}: no progress");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         daemon.kill9();
+        // What the kill left for the start-up sweeps (the test must see them at work).
+        seen_uploads += s3.list_multipart_uploads("bkt", "").await.unwrap().map_or(0, |u| u.len());
+        seen_snapshots += pool.ours().len();
+        seen_partials += partials(&restore).len();
 
         // Whatever is under a final name is complete and right.
         if is_push {
@@ -204,7 +222,16 @@ async fn kill9_at_random_moments_of_s3_pushes_and_pulls_loses_nothing() {
         }
         wait_clean(&s3, &pool, &restore, &format!("round {round}, after the restart")).await;
     }
+    eprintln!(
+        "{failed} rounds interrupted, {succeeded} finished first; left by the kills: {seen_uploads} multipart \
+         uploads, {seen_snapshots} snapshots/clones, {seen_partials} temporary files"
+    );
     assert!(failed >= 12, "only {failed} of 24 rounds were interrupted ({succeeded} finished first)");
+    assert!(
+        seen_uploads > 0 && seen_snapshots > 0 && seen_partials > 0,
+        "the kills never left a multipart upload ({seen_uploads}), snapshot ({seen_snapshots}) or temporary file \
+         ({seen_partials}) for the sweeps to clean"
+    );
 
     // The next runs complete, and nothing of ours is left.
     for t in [&push_snap, &pull] {
