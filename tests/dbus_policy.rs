@@ -67,10 +67,17 @@ impl Drop for Users {
     }
 }
 
+/// The primary gid of `user` (a user group or not, whatever useradd made).
+fn primary_gid(user: &str) -> String {
+    let out = Command::new("getent").args(["passwd", user]).output().unwrap();
+    let line = String::from_utf8(out.stdout).unwrap();
+    line.trim().split(':').nth(3).unwrap_or_else(|| panic!("no passwd entry for {user}: {line:?}")).to_owned()
+}
+
 /// `gdbus call` as `user` with the user's groups (setpriv --init-groups), on `bus`.
 fn call_as(user: &str, bus: &Bus, path: &str, method: &str, args: &[&str]) -> Output {
     Command::new("setpriv")
-        .args(["--reuid", user, "--regid", user, "--init-groups", "--"])
+        .args(["--reuid", user, "--regid", &primary_gid(user), "--init-groups", "--"])
         .args(["gdbus", "call", "--address", &bus.address, "--dest", NAME, "--object-path", path])
         .args(["--method", method])
         .args(args)
