@@ -40,13 +40,7 @@ pub struct Bus {
 
 impl Bus {
     pub fn start() -> Self {
-        let dir = tempfile::Builder::new().prefix("cloudsyncd-bus").tempdir().unwrap();
-        // Other users (uid 65534 in the permission test) must reach the socket.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let sock = dir.path().join("bus");
-        let conf = dir.path().join("bus.conf");
-        std::fs::write(
-            &conf,
+        Self::start_config(|sock| {
             format!(
                 r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -62,9 +56,57 @@ impl Bus {
   </policy>
 </busconfig>"#,
                 sock.display()
-            ),
-        )
-        .unwrap();
+            )
+        })
+    }
+
+    /// A private bus configured like Debian's system bus (`/usr/share/dbus-1/system.conf`: deny
+    /// every method call and name by default, replies and signals allowed, the bus driver open to
+    /// all) that includes the service policy file `policy`, as `system.d/` would.
+    pub fn start_system_like(policy: &Path) -> Self {
+        let policy = policy.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", policy.display()));
+        Self::start_config(|sock| {
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
+          send_member="UpdateActivationEnvironment"/>
+  </policy>
+  <include>{}</include>
+</busconfig>"#,
+                sock.display(),
+                policy.display()
+            )
+        })
+    }
+
+    /// Starts dbus-daemon on `<tempdir>/bus` with the configuration `conf(socket path)`.
+    fn start_config(conf: impl FnOnce(&Path) -> String) -> Self {
+        let dir = tempfile::Builder::new().prefix("cloudsyncd-bus").tempdir().unwrap();
+        // Other users (uid 65534 in the permission test) must reach the socket.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let sock = dir.path().join("bus");
+        let conf_path = dir.path().join("bus.conf");
+        std::fs::write(&conf_path, conf(&sock)).unwrap();
+        let conf = conf_path;
         let mut child = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", conf.display()))
             .args(["--nofork", "--print-address=1"])

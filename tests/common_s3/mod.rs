@@ -1,4 +1,4 @@
-//! Test harness for the S3 client: s3s-fs and moto servers on free loopback ports with fresh data dirs (killed on drop), rclone configured by env vars, a fault proxy (resets, 503 SlowDown, bodies cut, shortened or stalled, replies rewritten) and a TLS-terminating proxy with a throwaway CA made by openssl. May import the crate's `remote::s3` API, std, tokio, rustls/tokio-rustls and tempfile.
+//! Test harness for the S3 client: s3s-fs, moto and Garage servers on free loopback ports with fresh data dirs (killed on drop), rclone configured by env vars, a fault proxy (resets, 503 SlowDown, bodies cut, shortened, stalled or corrupted, replies rewritten) and a TLS-terminating proxy with a throwaway CA made by openssl. May import the crate's `remote::s3` API, std, tokio, rustls/tokio-rustls and tempfile.
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
@@ -22,6 +22,9 @@ use tokio::{
 
 pub const ACCESS_KEY: &str = "testkey";
 pub const SECRET_KEY: &str = "testsecret";
+/// Garage wants `GK` + 24 hex digits and a 64-hex secret.
+pub const GARAGE_KEY_ID: &str = "GK31c2f218a2e44f485b94239e";
+pub const GARAGE_SECRET: &str = "b892c0665f0ada8a4755dae98baa3b133590e11dae3bcc1f9d38d1f3bd4d6fda";
 
 /// `cargo install` puts binaries here; scripts/test puts it first on PATH too.
 fn cargo_bin(name: &str) -> Option<PathBuf> {
@@ -65,6 +68,9 @@ fn wait_http(port: u16, child: &mut Child, what: &str, log: &Path) {
 pub struct Server {
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// The key pair it accepts.
+    pub access_key: &'static str,
+    pub secret_key: &'static str,
     child: Child,
 }
 
@@ -106,7 +112,7 @@ impl Server {
             .spawn()
             .expect("start s3s-fs");
         wait_http(port, &mut child, "s3s-fs", &log);
-        Self { port, dir, child }
+        Self { port, dir, access_key: ACCESS_KEY, secret_key: SECRET_KEY, child }
     }
 
     /// moto's S3 server (no auth checks).
@@ -123,7 +129,109 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start python3 -m moto.server ({e}): run scripts/test"));
         wait_http(port, &mut child, "moto (python3 -m moto.server; pip install 'moto[server]==5.2.1')", &log);
-        Self { port, dir, child }
+        Self { port, dir, access_key: ACCESS_KEY, secret_key: SECRET_KEY, child }
+    }
+
+    /// Garage 2.5.0, a one-node cluster (lmdb, replication factor 1) with the key
+    /// [`GARAGE_KEY_ID`]/[`GARAGE_SECRET`] allowed to create buckets; region `us-east-1`.
+    pub fn garage() -> Self {
+        let bin = cargo_bin("garage").unwrap_or_else(|| {
+            panic!(
+                "garage is not installed: run scripts/test, which installs it with `cargo install garage \
+                 --version 2.5.0 --locked --no-default-features --features lmdb,bundled-libs`"
+            )
+        });
+        let dir = tempfile::Builder::new().prefix("garage").tempdir().unwrap();
+        let d = dir.path();
+        let (port, rpc, admin) = (free_port(), free_port(), free_port());
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).unwrap();
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let conf = d.join("garage.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "metadata_dir = \"{meta}\"\ndata_dir = \"{data}\"\ndb_engine = \"lmdb\"\nreplication_factor = 1\n\
+                 metadata_fsync = false\ndata_fsync = false\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n[s3_api]\n\
+                 s3_region = \"us-east-1\"\napi_bind_addr = \"127.0.0.1:{port}\"\nroot_domain = \".s3.garage.localhost\"\n\n\
+                 [admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\nadmin_token = \"{token}\"\n",
+                meta = d.join("meta").display(),
+                data = d.join("data").display(),
+                secret = hex(&secret),
+                token = hex(&secret[..16]),
+            ),
+        )
+        .unwrap();
+        let log = d.join("server.log");
+        let mut child = Command::new(&bin)
+            .arg("-c")
+            .arg(&conf)
+            .arg("server")
+            .env("RUST_LOG", "garage=warn")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(d.join("server.err")).unwrap())
+            .spawn()
+            .expect("start garage");
+        let garage = |args: &[&str]| Command::new(&bin).arg("-c").arg(&conf).args(args).output().expect("run garage");
+        // `node id` answers before the RPC is up; `status` does not.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "garage exited with {status}: {}",
+                    std::fs::read_to_string(d.join("server.err")).unwrap_or_default()
+                );
+            }
+            if garage(&["status"]).status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "garage did not answer `garage status` within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let ok = |args: &[&str]| {
+            let out = garage(args);
+            assert!(
+                out.status.success(),
+                "garage {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let node = ok(&["node", "id", "-q"]);
+        let node = node.split('@').next().unwrap().to_owned();
+        ok(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        ok(&["layout", "apply", "--version", "1"]);
+        ok(&["key", "import", "--yes", "-n", "ci", GARAGE_KEY_ID, GARAGE_SECRET]);
+        ok(&["key", "allow", "--create-bucket", GARAGE_KEY_ID]);
+        wait_http(port, &mut child, "garage", &log);
+        Self { port, dir, access_key: GARAGE_KEY_ID, secret_key: GARAGE_SECRET, child }
+    }
+
+    /// Our client with this server's key pair.
+    pub fn client(&self) -> S3Client {
+        self.client_via(&self.endpoint())
+    }
+
+    /// Our client with this server's key pair, through `endpoint` (a proxy).
+    pub fn client_via(&self, endpoint: &str) -> S3Client {
+        let mut cfg = test_config(endpoint, self.secret_key);
+        cfg.credentials = Credentials::new(self.access_key, self.secret_key);
+        S3Client::new(cfg).unwrap()
+    }
+
+    /// Debian's rclone on this server with its key pair (see [`rclone_with`]).
+    pub fn rclone(&self, args: &[&str]) -> Output {
+        rclone_with(
+            &self.endpoint(),
+            &[
+                ("RCLONE_CONFIG_S_ACCESS_KEY_ID", self.access_key),
+                ("RCLONE_CONFIG_S_SECRET_ACCESS_KEY", self.secret_key),
+            ],
+            args,
+        )
     }
 }
 
@@ -169,7 +277,6 @@ pub fn rclone_with(endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Outpu
     let started = Instant::now();
     let out = Command::new(bin)
         .args(args)
-        .envs(env.iter().copied())
         .args(["--low-level-retries", "1"])
         .env_remove("AWS_CA_BUNDLE")
         .env("TZ", "UTC")
@@ -181,6 +288,8 @@ pub fn rclone_with(endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Outpu
         .env("RCLONE_CONFIG_S_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("RCLONE_CONFIG_S_ENDPOINT", endpoint)
         .env("RCLONE_CONFIG_S_REGION", "us-east-1")
+        // Last, so that the caller's environment wins (another key pair).
+        .envs(env.iter().copied())
         .output()
         .expect("run rclone");
     eprintln!("rclone {args:?}: {} in {:.1} s", out.status, started.elapsed().as_secs_f32());
@@ -211,6 +320,8 @@ pub struct ProxyStats {
     pub truncated: AtomicU64,
     pub stalled: AtomicU64,
     pub rewritten: AtomicU64,
+    /// Bodies with a flipped byte (requests or responses).
+    pub corrupted: AtomicU64,
 }
 
 impl ProxyStats {
@@ -253,6 +364,12 @@ pub enum Action {
     /// Pass the head and only this many bytes of the request body to the
     /// server, then reset both connections: an upload cut short on its way.
     CutRequest(usize),
+    /// Pass it to the server with one byte of its body flipped (the middle
+    /// one); headers, and so `Content-MD5` and the signed payload hash, stay.
+    CorruptRequest,
+    /// Pass it to the server and flip one byte (the middle one) of the
+    /// response body on its way back.
+    CorruptResponse,
 }
 
 /// Decides per connection number and request head (lower-cased).
@@ -461,12 +578,17 @@ async fn handle_conn(
                 _ => unreachable!(),
             }
         }
-        Action::Forward | Action::Truncate(_) => {
+        Action::Forward | Action::Truncate(_) | Action::CorruptRequest | Action::CorruptResponse => {
             let cut = match action {
                 Action::Truncate(n) => Some(n),
                 _ => None,
             };
-            let body = read_body(&mut conn, &lower, early).await?;
+            let mut body = read_body(&mut conn, &lower, early).await?;
+            if matches!(action, Action::CorruptRequest) && !body.is_empty() {
+                let i = body.len() / 2;
+                body[i] ^= 0x01;
+                stats.corrupted.fetch_add(1, Ordering::SeqCst);
+            }
             let text = String::from_utf8_lossy(&head);
             let mut rewritten = String::new();
             for line in text.split("\r\n").filter(|l| !l.is_empty()) {
@@ -485,6 +607,21 @@ async fn handle_conn(
                 conn.write_all(&sent[..n]).await?;
                 conn.set_zero_linger()?;
                 stats.truncated.fetch_add(1, Ordering::SeqCst);
+                return Ok(());
+            }
+            if matches!(action, Action::CorruptResponse) {
+                let mut resp = Vec::new();
+                up.read_to_end(&mut resp).await?;
+                if let Some(h) = resp.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let body_len = resp.len() - (h + 4);
+                    if body_len > 0 {
+                        resp[h + 4 + body_len / 2] ^= 0x01;
+                        stats.corrupted.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                conn.write_all(&resp).await?;
+                conn.shutdown().await?;
+                stats.forwarded.fetch_add(1, Ordering::SeqCst);
                 return Ok(());
             }
             tokio::io::copy(&mut up, &mut conn).await?;

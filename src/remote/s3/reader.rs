@@ -1,4 +1,19 @@
-//! A streamed object read that survives broken connections: when the body stops early (reset, timeout, cut short) it asks again for the rest (`Range` from the next byte, `If-Match` the first response's `ETag`), a bounded number of times; may import std, tokio, `tracing` and the sibling client modules.
+//! A streamed object read that survives broken connections: when the body stops early (reset, timeout, cut short) it asks again for the rest (`Range` from the next byte, `If-Match` the first response's `ETag`), a bounded number of times; a whole-object read is checked against the object's MD5 before its end is reported; may import std, tokio, `md-5`, `tracing` and the sibling client modules.
+//!
+//! What a read of a whole object verifies, before the reader reports the end:
+//! * the length: `Content-Length` (and `Content-Range` on a resume) must add
+//!   up to the object's size, or the read fails;
+//! * the MD5 of every byte handed out, against the `ETag` of a single-part
+//!   object (32 hex digits), else against `X-Amz-Meta-Md5chksum`, the
+//!   whole-object MD5 rclone (and our [`S3Client::upload`]) stores on
+//!   multipart objects. A mismatch fails the read with
+//!   [`io::ErrorKind::InvalidData`] instead of the end, so a consumer that
+//!   writes under a temporary name never renames a corrupt file.
+//!
+//! Not verified: a multipart object without that metadata (its `ETag` is the
+//! MD5 of the parts' MD5s, which needs the part boundaries; only the length
+//! is checked), objects under SSE-KMS (their `ETag` is no MD5), range reads,
+//! and `x-amz-checksum-*` (not requested: `x-amz-checksum-mode` is not sent).
 
 use std::{
     fmt,
@@ -8,13 +23,37 @@ use std::{
     task::{Context, Poll},
 };
 
+use md5::{Digest as _, Md5};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{
     S3Client, S3Error,
     http::ObjectBody,
     ops_object::{GetObjectOutput, GetOptions, ObjectMeta, Range},
+    source::hex,
 };
+
+/// The MD5 a whole-object read must come to, and the hash so far.
+struct Check {
+    md5: Md5,
+    /// Lower-case hex.
+    want: String,
+    /// Where `want` came from (for the error).
+    from: &'static str,
+}
+
+impl Check {
+    /// The check of a read of all of `meta`'s object, when S3 tells its MD5.
+    fn of(meta: &ObjectMeta) -> Option<Self> {
+        if meta.sse.as_deref().is_some_and(|s| s.starts_with("aws:kms")) {
+            return None; // the ETag of an SSE-KMS object is not the MD5 of its content
+        }
+        let want = meta.md5_hex()?;
+        let etag = meta.etag.trim_matches('"');
+        let from = if etag.eq_ignore_ascii_case(&want) { "ETag" } else { "X-Amz-Meta-Md5chksum" };
+        Some(Self { md5: Md5::new(), want, from })
+    }
+}
 
 type Reopen = Pin<Box<dyn Future<Output = Result<GetObjectOutput, S3Error>> + Send>>;
 
@@ -37,6 +76,7 @@ pub struct ResumingReader {
     last: u64,
     resumes_left: u32,
     state: State,
+    check: Option<Check>,
 }
 
 impl fmt::Debug for ResumingReader {
@@ -85,6 +125,23 @@ impl ResumingReader {
         io::Error::new(err.kind(), format!("the body broke off at byte {}{resumed}: {why}", self.pos))
     }
 
+    /// At the end of the object: the bytes handed out must have the MD5 S3 gave.
+    fn verify(&mut self) -> io::Result<()> {
+        let Some(c) = self.check.take() else { return Ok(()) };
+        let got = hex(&c.md5.finalize());
+        if got == c.want {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "s3://{}/{}: the downloaded bytes do not match the object ({} says MD5 {}, the bytes have {got}); \
+                 refused",
+                self.bucket, self.key, c.from, c.want
+            ),
+        ))
+    }
+
     fn reopen(&mut self) {
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
         let opts = GetOptions {
@@ -107,8 +164,18 @@ impl AsyncRead for ResumingReader {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Ok(())) => {
                             let n = (buf.filled().len() - before) as u64;
-                            if n > 0 || this.remaining() == 0 {
+                            if n > 0 {
+                                if let Some(c) = this.check.as_mut() {
+                                    c.md5.update(&buf.filled()[before..]);
+                                }
                                 this.pos += n;
+                                return Poll::Ready(Ok(()));
+                            }
+                            if this.remaining() == 0 {
+                                if let Err(e) = this.verify() {
+                                    this.state = State::Failed;
+                                    return Poll::Ready(Err(e));
+                                }
                                 return Poll::Ready(Ok(()));
                             }
                             io::Error::new(io::ErrorKind::UnexpectedEof, "the body ended early")
@@ -157,7 +224,10 @@ impl AsyncRead for ResumingReader {
 impl S3Client {
     /// Starts reading `key` like [`S3Client::get_object`], with a body that
     /// resumes after a broken connection (up to `retry.max_attempts` times,
-    /// and only while the object keeps its `ETag`).
+    /// and only while the object keeps its `ETag`). A read of the whole
+    /// object ends in an [`io::ErrorKind::InvalidData`] error instead of its
+    /// end when the bytes do not have the MD5 S3 gives for it (see the module
+    /// documentation).
     ///
     /// # Errors
     /// Those of [`S3Client::get_object`].
@@ -174,6 +244,9 @@ impl S3Client {
         };
         // An empty object: nothing is ever wanted (pos past last).
         let (pos, last) = if out.content_length == 0 { (1, 0) } else { (pos, last) };
+        // Only a read of the whole object can be checked against its MD5.
+        let whole = opts.range.is_none() && out.range.is_none() && out.content_length == out.meta.size;
+        let check = if whole { Check::of(&out.meta) } else { None };
         let reader = ResumingReader {
             client: self.clone(),
             bucket: bucket.to_owned(),
@@ -184,6 +257,7 @@ impl S3Client {
             last,
             resumes_left: self.config().retry.max_attempts,
             state: State::Body(out.body),
+            check,
         };
         Ok((out.meta, reader))
     }

@@ -1,0 +1,251 @@
+//! Integrity end to end against Garage 2.5.0, which refuses a body whose `Content-MD5` or signed
+//! payload hash does not match: a proxy that flips one byte of an upload (a single PutObject and
+//! one multipart part) makes Garage refuse it and our retry store the right bytes (read back by GET
+//! and by Debian's rclone); a proxy that flips one byte of a download makes the PULL refuse the file
+//! (checked against the ETag, or rclone's `X-Amz-Meta-Md5chksum` on a multipart object) and write
+//! nothing under its name; an aborted multipart upload leaves none behind. Imports the `common`
+//! (bus, daemon) and `common_s3` (servers, proxy, rclone) harnesses and the crate's S3 client.
+
+mod common;
+mod common_s3;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use cloudsyncd::remote::s3::{BytesSource, GetOptions, MultipartWriter, PutOptions, S3Client, UploadOptions};
+use common::{Bus, Daemon, dict, job_log, manager, map, task_run, v, wait_job};
+use common_s3::{Action, Policy, Proxy, Server, error_response, random_bytes, read_all};
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+
+const MIB: usize = 1 << 20;
+
+#[allow(dead_code)] // the servers stay alive for the test
+struct Env {
+    srv: Server,
+    proxy: Proxy,
+    bus: Bus,
+    daemon: Daemon,
+    conn: zbus::Connection,
+    dir: tempfile::TempDir,
+    s3: S3Client,
+}
+
+impl Env {
+    /// Garage with bucket `bkt`, and the daemon reaching it through a proxy with `policy`.
+    async fn start(policy: Policy) -> Self {
+        let srv = Server::garage();
+        let s3 = srv.client();
+        s3.create_bucket("bkt").await.unwrap();
+        let proxy = Proxy::start(srv.addr(), policy).await;
+        let bus = Bus::start();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
+        let conn = bus.connect().await;
+        let attrs = dict(vec![
+            ("access_key_id", v(srv.access_key)),
+            ("secret_access_key", v(srv.secret_key)),
+            ("endpoint", v(proxy.endpoint().as_str())),
+            ("region", v("us-east-1")),
+        ]);
+        manager(&conn).await.create_credential("garage", "S3", attrs).await.unwrap();
+        Self { srv, proxy, bus, daemon, conn, dir, s3 }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A task on `bkt/folder` with 5 MiB parts.
+    async fn task(&self, folder: &str, direction: &str, mode: &str) -> OwnedObjectPath {
+        let attributes =
+            map(&[("bucket", v("bkt")), ("folder", v(folder)), ("chunk_size", v(5u64)), ("storage_class", v(""))]);
+        let cfg: Vec<(&str, OwnedValue)> = vec![
+            ("path", v(self.data().to_str().unwrap())),
+            ("credentials", v(1u64)),
+            ("direction", v(direction)),
+            ("transfer_mode", v(mode)),
+            ("attributes", attributes),
+        ];
+        manager(&self.conn).await.create_task(dict(cfg)).await.unwrap()
+    }
+
+    /// Runs the task to its end: (job, state, error, log).
+    async fn run(&self, task: &OwnedObjectPath) -> (OwnedObjectPath, String, String, String) {
+        let j = task_run(&self.conn, task).await.run(dict(vec![])).await.unwrap();
+        let (s, e) = wait_job(&self.conn, &j, Duration::from_secs(300)).await;
+        let log = job_log(&self.conn, &j).await;
+        (j, s, e, log)
+    }
+
+    async fn get(&self, key: &str) -> Vec<u8> {
+        read_all(self.s3.get_object("bkt", key, &GetOptions::default()).await.unwrap().body).await
+    }
+}
+
+/// Files under `root`, temporary ones included (folders left out).
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap().to_str().unwrap().to_owned(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// A policy that applies `action` once to the first request whose (lower-case) head starts with
+/// each of `lines` and contains every one of its `and` strings; everything else is forwarded.
+fn once_each(targets: Vec<(String, Vec<&'static str>)>, action: fn() -> Action) -> Policy {
+    let done: Vec<AtomicBool> = targets.iter().map(|_| AtomicBool::new(false)).collect();
+    Arc::new(move |_, head| {
+        let line = head.lines().next().unwrap_or_default();
+        for ((start, and), done) in targets.iter().zip(&done) {
+            if line.starts_with(start.as_str())
+                && and.iter().all(|a| line.contains(a))
+                && !done.swap(true, Ordering::SeqCst)
+            {
+                return action();
+            }
+        }
+        Action::Forward
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byte_flipped_in_an_upload_is_refused_by_garage_and_sent_again() {
+    // The single PutObject of small.bin and part 2 of big.bin (three 5 MiB parts) are corrupted once.
+    let policy = once_each(
+        vec![
+            ("put /bkt/push/small.bin ".to_owned(), vec![]),
+            ("put /bkt/push/big.bin?".to_owned(), vec!["partnumber=2"]),
+        ],
+        || Action::CorruptRequest,
+    );
+    let env = Env::start(policy).await;
+    let (small, big) = (random_bytes(300_000), random_bytes(12 * MIB + 12_345));
+    std::fs::write(env.data().join("small.bin"), &small).unwrap();
+    std::fs::write(env.data().join("big.bin"), &big).unwrap();
+    std::fs::write(env.data().join("plain.txt"), b"left alone").unwrap();
+    let t = env.task("push", "PUSH", "SYNC").await;
+    let (_, s, e, log) = env.run(&t).await;
+    assert_eq!((s.as_str(), e.as_str()), ("SUCCESS", ""), "{log}");
+    assert_eq!(env.proxy.stats.corrupted.load(Ordering::SeqCst), 2, "the proxy corrupted fewer bodies than planned");
+    // Garage refused both corrupted bodies (400 BadDigest for the Content-MD5 we send; InvalidDigest
+    // when only a payload hash or checksum disagrees), and our client sent them again.
+    let stderr = env.daemon.stderr();
+    let refusals: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("S3 request failed; retrying"))
+        .filter(|l| l.contains("HTTP 400 BadDigest") || l.contains("HTTP 400 InvalidDigest"))
+        .collect();
+    let retries: Vec<&str> = stderr.lines().filter(|l| l.contains("S3 request failed")).collect();
+    assert_eq!(refusals.len(), 2, "expected two digest refusals, each retried: {retries:#?}");
+    for (op, key) in [("PutObject", "push/small.bin"), ("UploadPart", "push/big.bin")] {
+        let op = format!("op=\"{op}\"");
+        assert!(refusals.iter().any(|l| l.contains(&op) && l.contains(key)), "{op} {key} not refused: {refusals:#?}");
+    }
+    // What is stored is the source, byte for byte: by our GET, and by rclone.
+    assert_eq!(env.get("push/small.bin").await, small);
+    assert_eq!(env.get("push/big.bin").await, big);
+    assert_eq!(env.get("push/plain.txt").await, b"left alone");
+    let out = env.srv.rclone(&["check", "--download", env.data().to_str().unwrap(), "s:bkt/push"]);
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && report.contains("0 differences found"), "rclone check --download: {report}");
+    let out = env.srv.rclone(&["cat", "s:bkt/push/big.bin"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == big, "rclone cat: big.bin differs from the source");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byte_flipped_in_a_download_is_refused_and_never_written() {
+    // The first GET of each checked object comes back with one byte flipped.
+    let policy = once_each(
+        vec![("get /bkt/pull/single.bin ".to_owned(), vec![]), ("get /bkt/pull/multi.bin ".to_owned(), vec![])],
+        || Action::CorruptResponse,
+    );
+    let env = Env::start(policy).await;
+    let (single, multi) = (random_bytes(300_000), random_bytes(11 * MIB + 7));
+    let put = PutOptions { mtime: Some(1_700_000_000_000_000_000), ..PutOptions::default() };
+    // single.bin: one PutObject, its ETag is its MD5.
+    env.s3.put_object_bytes("bkt", "pull/single.bin", Bytes::from(single.clone()), &put).await.unwrap();
+    // multi.bin: three parts, with the whole MD5 in X-Amz-Meta-Md5chksum as rclone stores it.
+    let opts = UploadOptions { put: put.clone(), chunk_size: 5 * MIB as u64, concurrency: 2, whole_md5: true };
+    let src = BytesSource(Bytes::from(multi.clone()));
+    let out = env.s3.upload("bkt", "pull/multi.bin", multi.len() as u64, &src, &opts).await.unwrap();
+    assert!(out.etag.ends_with("-3\""), "not a multipart object: {}", out.etag);
+    env.s3.put_object_bytes("bkt", "pull/ok.txt", Bytes::from_static(b"fine"), &put).await.unwrap();
+
+    let t = env.task("pull", "PULL", "COPY").await;
+    let (_, s, e, log) = env.run(&t).await;
+    assert_eq!(env.proxy.stats.corrupted.load(Ordering::SeqCst), 2, "the proxy corrupted fewer bodies than planned");
+    assert_eq!(s, "FAILED", "a corrupted download was accepted:\n{log}");
+    assert!(!e.is_empty(), "no reason given");
+    for (name, from) in [("single.bin", "ETag"), ("multi.bin", "X-Amz-Meta-Md5chksum")] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(" ERROR ") && l.contains(name))
+            .unwrap_or_else(|| panic!("{name}: no error in the job log:\n{log}"));
+        assert!(line.contains("do not match") && line.contains(from), "{name}: {line}");
+    }
+    // Nothing wrong under a final name, and no temporary file left.
+    let got = files(&env.data());
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["ok.txt"], "{:?}", got.keys());
+    assert_eq!(got["ok.txt"], b"fine");
+
+    // The next run (the proxy flips only once) brings the right bytes.
+    let (_, s, e, log) = env.run(&t).await;
+    assert_eq!((s.as_str(), e.as_str()), ("SUCCESS", ""), "{log}");
+    let got = files(&env.data());
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["multi.bin", "ok.txt", "single.bin"]);
+    assert!(got["single.bin"] == single && got["multi.bin"] == multi, "the second run wrote wrong bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_multipart_uploads_leave_nothing_on_garage() {
+    // Every upload of part 2 of abort/big.bin is refused for good (not a retryable error).
+    let policy: Policy = Arc::new(|_, head| {
+        let line = head.lines().next().unwrap_or_default();
+        if line.starts_with("put /bkt/abort/big.bin?") && line.contains("partnumber=2") {
+            Action::Respond(error_response("403 Forbidden", "AccessDenied", "", ""))
+        } else {
+            Action::Forward
+        }
+    });
+    let env = Env::start(policy).await;
+    let c = &env.s3;
+
+    // Our client: an upload aborted by hand is gone from ListMultipartUploads.
+    let mut w = MultipartWriter::start(c, "bkt", "hand/aborted.bin", &PutOptions::default(), 2).await.unwrap();
+    w.push_part(Bytes::from(random_bytes(5 * MIB))).await.unwrap();
+    assert_eq!(c.list_multipart_uploads("bkt", "").await.unwrap().map(|u| u.len()), Some(1));
+    w.abort().await;
+    assert_eq!(c.list_multipart_uploads("bkt", "").await.unwrap(), Some(vec![]));
+
+    // A PUSH whose multipart upload fails aborts it: no upload and no object are left.
+    let big = random_bytes(16 * MIB);
+    std::fs::write(env.data().join("big.bin"), &big).unwrap();
+    let t = env.task("abort", "PUSH", "COPY").await;
+    let (_, s, _, log) = env.run(&t).await;
+    assert_eq!(s, "FAILED", "{log}");
+    assert!(log.lines().any(|l| l.contains(" ERROR ") && l.contains("big.bin")), "{log}");
+    assert!(env.proxy.stats.answered.load(Ordering::SeqCst) >= 1, "part 2 was never refused");
+    let left = c.list_multipart_uploads("bkt", "").await.unwrap();
+    assert_eq!(left, Some(vec![]), "multipart uploads left behind");
+    assert_eq!(c.head_object("bkt", "abort/big.bin").await.unwrap(), None);
+}
