@@ -36,11 +36,14 @@
 //! encrypt with a fresh random nonce into an upload of the encrypted size. Memory per open file:
 //! about two blocks.
 
-use super::{Archived, ByteStream, ListOptions, Listed, Remote, RemoteError, RootState, Upload, Written};
+use super::{
+    Archived, ByteStream, ListOptions, Listed, Meta, OnStored, RangeSource, Remote, RemoteError, RootState, Upload,
+    Written,
+};
 use crate::{
     crypt::{
-        BLOCK_SIZE, Cipher, ContentCipher, CryptError, Encryptor, HEADER_SIZE, NameEncryption, NameError, NameOptions,
-        Nonce, decrypted_size, encrypted_size, parse_header,
+        BLOCK_DATA_SIZE, BLOCK_SIZE, Cipher, ContentCipher, CryptError, Encryptor, HEADER_SIZE, NameEncryption,
+        NameError, NameOptions, Nonce, decrypted_size, encrypted_size, header, parse_header,
     },
     engine::{
         entry::{Entry, Kind, Mtime, WalkStep, walk_steps},
@@ -55,7 +58,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 use tokio::{
-    io::{AsyncRead, ReadBuf},
+    io::{AsyncRead, AsyncReadExt as _, ReadBuf},
     sync::mpsc,
 };
 use zeroize::Zeroizing;
@@ -582,6 +585,44 @@ impl Remote for CryptRemote {
         Ok(Box::new(CryptUpload { inner, enc: Some(enc), out: Vec::new(), path: path.to_owned() }))
     }
 
+    fn streams_uploads(&self) -> bool {
+        self.inner.streams_uploads()
+    }
+
+    async fn upload_from(
+        &self,
+        entry: &Entry,
+        _meta: Option<&Meta>,
+        source: Arc<dyn RangeSource>,
+        stored: OnStored,
+    ) -> Result<Option<Written>, RemoteError> {
+        let name = self.file_name(&entry.path)?;
+        let nonce =
+            Nonce::random().map_err(|e| RemoteError::Refused { path: entry.path.clone(), reason: e.to_string() })?;
+        let enc_size = encrypted_size(entry.size);
+        // Encrypted block by block as the store reads it: block `b` is always sealed with the
+        // same nonce + b, so every read of a range (hash, send, retry) gives the same bytes.
+        let sealed = Arc::new(SealedRange(Arc::new(SealedSource {
+            plain: source,
+            cipher: self.cipher.content().clone(),
+            nonce,
+            len: entry.size,
+        })));
+        // Progress counts plaintext bytes.
+        let (plain, done) = (entry.size, Arc::new(std::sync::Mutex::new((0u64, 0u64))));
+        let scaled: OnStored = Arc::new(move |n| {
+            let mut d = done.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            d.0 += n;
+            let now = u64::try_from(u128::from(d.0) * u128::from(plain) / u128::from(enc_size.max(1))).unwrap_or(plain);
+            if now > d.1 {
+                stored(now - d.1);
+                d.1 = now;
+            }
+        });
+        let inner = Entry::file(name, enc_size, entry.mtime);
+        self.inner.upload_from(&inner, None, sealed, scaled).await.map_err(|e| at(&entry.path, e))
+    }
+
     async fn stat(&self, path: &str) -> Result<Option<Entry>, RemoteError> {
         let stored = self.file_name(path)?;
         if let Some(e) = self.inner.stat(&stored).await.map_err(|e| at(path, e))?
@@ -630,6 +671,107 @@ impl Remote for CryptRemote {
 }
 
 /// Encrypts into the wrapped upload; nothing is visible until `finish`, as with any upload.
+/// A plaintext [`RangeSource`] as its rclone crypt encryption with `nonce`: header, then one
+/// sealed block per 64 KiB, each made when a reader reaches it.
+struct SealedRange(Arc<SealedSource>);
+
+#[async_trait::async_trait]
+impl RangeSource for SealedRange {
+    async fn open_at(&self, offset: u64, len: u64) -> io::Result<ByteStream> {
+        Ok(Box::pin(SealedReader {
+            src: self.0.clone(),
+            pos: offset,
+            end: offset.saturating_add(len),
+            buf: Vec::new(),
+            buf_start: 0,
+            pending: None,
+        }))
+    }
+
+    async fn changed(&self) -> Option<String> {
+        self.0.plain.changed().await
+    }
+}
+
+struct SealedSource {
+    plain: Arc<dyn RangeSource>,
+    cipher: ContentCipher,
+    nonce: Nonce,
+    len: u64,
+}
+
+impl SealedSource {
+    /// Sealed block `b` (its encrypted bytes).
+    async fn block(&self, b: u64) -> io::Result<Vec<u8>> {
+        let from = b * BLOCK_DATA_SIZE as u64;
+        let n = usize::try_from(self.len.saturating_sub(from).min(BLOCK_DATA_SIZE as u64)).unwrap_or(0);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut rd = self.plain.open_at(from, n as u64).await?;
+        let mut plain = Zeroizing::new(vec![0u8; n]);
+        rd.read_exact(&mut plain).await?;
+        let mut out = Vec::with_capacity(n + BLOCK_SIZE - BLOCK_DATA_SIZE);
+        self.cipher
+            .encrypt_block(&self.nonce, b, &plain, &mut out)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(out)
+    }
+}
+
+type Sealing = Pin<Box<dyn std::future::Future<Output = io::Result<(u64, Vec<u8>)>> + Send>>;
+
+/// Reads `pos..end` of a [`SealedRange`].
+struct SealedReader {
+    src: Arc<SealedSource>,
+    pos: u64,
+    end: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+    pending: Option<Sealing>,
+}
+
+impl AsyncRead for SealedReader {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.pos >= this.end {
+                return Poll::Ready(Ok(()));
+            }
+            let in_buf = this.pos.checked_sub(this.buf_start).and_then(|o| usize::try_from(o).ok());
+            if let Some(o) = in_buf.filter(|o| *o < this.buf.len()) {
+                let left = usize::try_from(this.end - this.pos).unwrap_or(usize::MAX);
+                let n = (this.buf.len() - o).min(out.remaining()).min(left);
+                out.put_slice(&this.buf[o..o + n]);
+                this.pos += n as u64;
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(f) = this.pending.as_mut() {
+                let (start, data) = ready!(f.as_mut().poll(cx))?;
+                this.pending = None;
+                if data.is_empty() {
+                    return Poll::Ready(Ok(())); // past the end
+                }
+                this.buf = data;
+                this.buf_start = start;
+                continue;
+            }
+            let header_len = HEADER_SIZE as u64;
+            if this.pos < header_len {
+                this.buf = header(&this.src.nonce).to_vec();
+                this.buf_start = 0;
+                continue;
+            }
+            let b = (this.pos - header_len) / BLOCK_SIZE as u64;
+            let src = this.src.clone();
+            this.pending = Some(Box::pin(async move {
+                let data = src.block(b).await?;
+                Ok((header_len + b * BLOCK_SIZE as u64, data))
+            }));
+        }
+    }
+}
+
 struct CryptUpload {
     inner: Box<dyn Upload>,
     enc: Option<Encryptor>,
