@@ -190,6 +190,9 @@ pub async fn execute(
                     () = cancel.cancelled() => break,
                     p = sem.clone().acquire_owned() => p.expect("semaphore never closes"),
                 };
+                // Finished transfers are reaped as we go: a JoinSet keeps each task until it is
+                // joined, and memory must not grow with the number of files.
+                while tasks.try_join_next().is_some() {}
                 let (src, dst, limiter, progress, log, cancel, report) = (
                     src.clone(),
                     dst.clone(),
