@@ -116,21 +116,7 @@ impl S3Client {
         part_number: u32,
         data: Bytes,
     ) -> Result<CompletedPart, S3Error> {
-        let target = Target::new("UploadPart", bucket, key);
-        if !(1..=10_000).contains(&part_number) {
-            return Err(S3Error::invalid(target, format!("part number {part_number} is outside 1..=10000")));
-        }
-        let req = Req::new("UploadPart", Method::PUT, bucket, key)
-            .query("partNumber", part_number.to_string())
-            .query("uploadId", upload_id)
-            .body(ReqBody::Data(data));
-        self.run(&req, Mode::Collect, |r| match r.header("etag") {
-            Some(etag) if !etag.is_empty() => Ok(CompletedPart { part_number, etag: etag.to_owned() }),
-            _ => {
-                Err(S3Error::InvalidResponse { target: target.clone(), status: r.status, detail: "no ETag".to_owned() })
-            }
-        })
-        .await
+        self.send_part(bucket, key, upload_id, part_number, ReqBody::Data(data)).await
     }
 
     /// [`S3Client::upload_part`] with the part streamed from `source` (`len` bytes).
@@ -146,6 +132,17 @@ impl S3Client {
         source: &dyn BodySource,
         len: u64,
     ) -> Result<CompletedPart, S3Error> {
+        self.send_part(bucket, key, upload_id, part_number, ReqBody::Source { source, len }).await
+    }
+
+    async fn send_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ReqBody<'_>,
+    ) -> Result<CompletedPart, S3Error> {
         let target = Target::new("UploadPart", bucket, key);
         if !(1..=10_000).contains(&part_number) {
             return Err(S3Error::invalid(target, format!("part number {part_number} is outside 1..=10000")));
@@ -153,7 +150,7 @@ impl S3Client {
         let req = Req::new("UploadPart", Method::PUT, bucket, key)
             .query("partNumber", part_number.to_string())
             .query("uploadId", upload_id)
-            .body(ReqBody::Source { source, len });
+            .body(body);
         self.run(&req, Mode::Collect, |r| match r.header("etag") {
             Some(etag) if !etag.is_empty() => Ok(CompletedPart { part_number, etag: etag.to_owned() }),
             _ => {

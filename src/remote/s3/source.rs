@@ -145,8 +145,14 @@ pub(crate) async fn sha256_bytes(data: &Bytes) -> [u8; 32] {
 /// # Errors
 /// The source cannot be opened or read, or holds fewer than `len` bytes.
 pub(crate) async fn sha256_source(source: &dyn BodySource, len: u64) -> io::Result<[u8; 32]> {
-    let mut reader = source.open().await?;
     let mut sha = Sha256::new();
+    read_source(source, len, |chunk| sha.update(chunk)).await?;
+    Ok(sha.finalize().into())
+}
+
+/// Reads exactly `len` bytes of `source`, handing each chunk to `each`.
+async fn read_source(source: &dyn BodySource, len: u64, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut reader = source.open().await?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut left = len;
     while left > 0 {
@@ -158,10 +164,10 @@ pub(crate) async fn sha256_source(source: &dyn BodySource, len: u64) -> io::Resu
                 format!("source ended {left} bytes before its stated size of {len}"),
             ));
         }
-        sha.update(&buf[..n]);
+        each(&buf[..n]);
         left -= n as u64;
     }
-    Ok(sha.finalize().into())
+    Ok(())
 }
 
 /// `len` bytes from `offset` of a [`RangeSource`] as a [`BodySource`].
@@ -186,26 +192,15 @@ impl BodySource for RangeBody {
 /// # Errors
 /// The source cannot be opened or read, or holds fewer than `len` bytes.
 pub(crate) async fn digest_source(source: &dyn BodySource, len: u64, sha256: bool) -> io::Result<Digests> {
-    let mut reader = source.open().await?;
     let mut md5 = Md5::new();
     let mut sha = sha256.then(Sha256::new);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        let n = reader.read(&mut buf[..want]).await?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("source ended {left} bytes before its stated size of {len}"),
-            ));
-        }
-        md5.update(&buf[..n]);
+    read_source(source, len, |chunk| {
+        md5.update(chunk);
         if let Some(s) = sha.as_mut() {
-            s.update(&buf[..n]);
+            s.update(chunk);
         }
-        left -= n as u64;
-    }
+    })
+    .await?;
     Ok(Digests { md5: md5.finalize().into(), sha256: sha.map(|s| s.finalize().into()) })
 }
 
