@@ -415,22 +415,7 @@ impl MultipartWriter {
     /// A part that failed for good, or more than 10,000 parts (or
     /// `max_upload_parts`); the upload is then aborted.
     pub async fn push_part(&mut self, data: Bytes) -> Result<(), S3Error> {
-        if self.closed {
-            return Err(S3Error::invalid(self.target("UploadPart"), "the upload was already completed or aborted"));
-        }
-        if self.next_part > self.client.config().max_upload_parts {
-            self.abort_inner().await;
-            return Err(S3Error::invalid(
-                self.target("UploadPart"),
-                format!("more than max_upload_parts = {} parts", self.client.config().max_upload_parts),
-            ));
-        }
-        while self.tasks.len() >= self.concurrency {
-            self.join_one().await?;
-        }
-        let (client, bucket, key, id, n) =
-            (self.client.clone(), self.bucket.clone(), self.key.clone(), self.upload_id.clone(), self.next_part);
-        self.next_part += 1;
+        let (client, bucket, key, id, n) = self.next_slot().await?;
         self.tasks.spawn(async move { client.upload_part(&bucket, &key, &id, n, data).await });
         Ok(())
     }
@@ -441,6 +426,13 @@ impl MultipartWriter {
     /// # Errors
     /// As [`MultipartWriter::push_part`].
     pub async fn push_source(&mut self, source: std::sync::Arc<dyn BodySource>, len: u64) -> Result<(), S3Error> {
+        let (client, bucket, key, id, n) = self.next_slot().await?;
+        self.tasks.spawn(async move { client.upload_part_from(&bucket, &key, &id, n, &*source, len).await });
+        Ok(())
+    }
+
+    /// Waits for room for one more part and numbers it: what its task needs.
+    async fn next_slot(&mut self) -> Result<(S3Client, String, String, String, u32), S3Error> {
         if self.closed {
             return Err(S3Error::invalid(self.target("UploadPart"), "the upload was already completed or aborted"));
         }
@@ -454,11 +446,9 @@ impl MultipartWriter {
         while self.tasks.len() >= self.concurrency {
             self.join_one().await?;
         }
-        let (client, bucket, key, id, n) =
-            (self.client.clone(), self.bucket.clone(), self.key.clone(), self.upload_id.clone(), self.next_part);
+        let n = self.next_part;
         self.next_part += 1;
-        self.tasks.spawn(async move { client.upload_part_from(&bucket, &key, &id, n, &*source, len).await });
-        Ok(())
+        Ok((self.client.clone(), self.bucket.clone(), self.key.clone(), self.upload_id.clone(), n))
     }
 
     /// Parts stored so far (bytes are the caller's to count).
