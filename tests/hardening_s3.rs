@@ -31,11 +31,13 @@ fn files(root: &Path) -> Files {
         let Ok(rd) = std::fs::read_dir(dir) else { return };
         for e in rd {
             let p = e.unwrap().path();
-            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            // A temporary file the restarted daemon sweeps may vanish while we walk.
+            let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+            if meta.is_dir() {
                 walk(root, &p, out);
-            } else {
+            } else if let Ok(data) = std::fs::read(&p) {
                 let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
-                out.insert(rel, std::fs::read(&p).unwrap_or_default());
+                out.insert(rel, data);
             }
         }
     }
