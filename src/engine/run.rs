@@ -571,14 +571,15 @@ async fn transfer(
     let (dtx, drx) = mpsc::channel(1024);
     // The bucket side's listing carries no mtimes: they come from what the task's last run saw,
     // and only where the listing shows another version from the store (one HEAD each).
+    // The bucket side of the task (the destination of a PUSH, the source of a PULL).
+    let remote_side = if c.direction == Direction::Push { &dst } else { &src };
     let seen = spec.task.map(|t| {
-        let side = if c.direction == Direction::Push { &dst } else { &src };
         let endpoint = match &spec.credential.attrs {
             CredentialAttrs::S3(a) => a.endpoint.as_str(),
             CredentialAttrs::B2(a) => a.endpoint.as_str(),
             CredentialAttrs::Local(_) => "",
         };
-        let id = format!("{endpoint} {} {} {}", side.describe(), c.encryption, c.filename_encryption);
+        let id = format!("{endpoint} {} {} {}", remote_side.describe(), c.encryption, c.filename_encryption);
         Seen::open(seen::file_for(&spec.state_dir, t), id)
     });
     let stats = Arc::new(AtomicU64::new(0));
@@ -684,7 +685,6 @@ async fn transfer(
     {
         log.line(&format!("Note: the listing cache could not be written ({e}); the next run reads mtimes again"));
     }
-    let remote_side = if c.direction == Direction::Push { &dst } else { &src };
     let counts = remote_side.requests();
     if !counts.is_empty() {
         let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();

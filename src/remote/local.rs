@@ -284,6 +284,23 @@ impl LocalFs {
         }
     }
 
+    /// Opens the file at `path` for reading, walking the tree without following symlinks.
+    async fn open_file(&self, path: &str) -> Result<std::fs::File, RemoteError> {
+        let (me, p) = (self.clone(), path.to_owned());
+        let fd = blocking(path, move || {
+            let (parts, name) = split(&p)?;
+            let dir = me.open_dir(&parts, false, &p)?;
+            rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::CLOEXEC | me.nofollow(), Mode::empty()).map_err(
+                |e| match e {
+                    Errno::LOOP => RemoteError::Refused { path: p.clone(), reason: "is a symlink".into() },
+                    e => RemoteError::io(&p, to_io(e)),
+                },
+            )
+        })
+        .await?;
+        Ok(std::fs::File::from(fd))
+    }
+
     /// Gives `fd` (just created in `dir`) the owner and group of `dir`. A refusal (the daemon
     /// not running as root) is noted, not fatal: the file keeps the daemon's owner.
     fn inherit(&self, fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, path: &str) -> Result<(), RemoteError> {
@@ -875,31 +892,11 @@ impl Remote for LocalFs {
     }
 
     async fn open(&self, path: &str) -> Result<ByteStream, RemoteError> {
-        let (me, p) = (self.clone(), path.to_owned());
-        let fd = blocking(path, move || {
-            let (parts, name) = split(&p)?;
-            let dir = me.open_dir(&parts, false, &p)?;
-            rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::CLOEXEC | me.nofollow(), Mode::empty()).map_err(
-                |e| match e {
-                    Errno::LOOP => RemoteError::Refused { path: p.clone(), reason: "is a symlink".into() },
-                    e => RemoteError::io(&p, to_io(e)),
-                },
-            )
-        })
-        .await?;
-        Ok(Box::pin(tokio::fs::File::from_std(std::fs::File::from(fd))))
+        Ok(Box::pin(tokio::fs::File::from_std(self.open_file(path).await?)))
     }
 
     async fn reopenable(&self, entry: &Entry) -> Result<Option<Arc<dyn RangeSource>>, RemoteError> {
-        let (me, p) = (self.clone(), entry.path.clone());
-        let fd = blocking(&entry.path, move || {
-            let (parts, name) = split(&p)?;
-            let dir = me.open_dir(&parts, false, &p)?;
-            rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::CLOEXEC | me.nofollow(), Mode::empty())
-                .map_err(|e| RemoteError::io(&p, to_io(e)))
-        })
-        .await?;
-        let file = Arc::new(std::fs::File::from(fd));
+        let file = Arc::new(self.open_file(&entry.path).await?);
         let src = LocalFile { file, path: entry.path.clone(), size: entry.size, mtime: entry.mtime };
         if let Some(why) = src.changed().await {
             return Err(RemoteError::Refused { path: entry.path.clone(), reason: why });
