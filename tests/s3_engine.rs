@@ -435,8 +435,8 @@ async fn a_no_change_resync_sends_no_head_and_a_changed_object_is_still_seen() {
     assert_eq!(s2, "SUCCESS", "{log2}");
     assert_eq!(job(&env.conn, &j2).await.files_done().await.unwrap(), 0, "{log2}");
     assert_eq!(requests(&log2, "HeadObject"), 0, "{log2}");
-    // One to see that the folder exists, one for the listing itself (60 keys: one page).
-    assert_eq!(requests(&log2, "ListObjectsV2"), 2, "{log2}");
+    // One to see that the folder exists, then the walk: the task's folder and d0, d1, d2.
+    assert_eq!(requests(&log2, "ListObjectsV2"), 5, "{log2}");
 
     // Someone else replaces an object with other bytes of the same size and another mtime:
     // the listing shows another version, so its mtime is read (one HEAD) and the file is sent
@@ -467,6 +467,56 @@ async fn a_no_change_resync_sends_no_head_and_a_changed_object_is_still_seen() {
         (0, 0),
         "{log4}"
     );
+}
+
+/// A SYNC lists the bucket folder by folder by default, each folder where its keys sort
+/// (`a.txt` < `a/…` < `a0`), never listing a folder the filter excludes; with `fast_list` it
+/// reads flat pages. Both leave the bucket equal to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_walks_folders_in_key_order_or_reads_flat_pages_with_fast_list() {
+    let env = Env::start().await;
+    let mut tree = Tree::new();
+    for (i, p) in ["a.txt", "a/x", "a/y/z", "a/y-1", "a0", "a b/c", "b", "skip/s", "skip-not/t", "z/z/z/z"]
+        .into_iter()
+        .enumerate()
+    {
+        tree.insert(p.to_owned(), (format!("content of {p}").into_bytes(), 1_600_000_000_000_000_000 + i as i128));
+    }
+    write_tree(&env.data(), &tree);
+    let extra = |fast: bool| {
+        let attributes =
+            map(&[("bucket", v("bkt")), ("folder", v(if fast { "flat" } else { "walk" })), ("fast_list", v(fast))]);
+        vec![("attributes", attributes), ("exclude", v(vec!["/skip/**"]))]
+    };
+    for fast in [false, true] {
+        let folder = if fast { "flat" } else { "walk" };
+        // Keys the SYNC must delete, between and below the source's own; one under the
+        // excluded folder, which must stay.
+        let mut stale = Tree::new();
+        for p in ["a/w", "a/y/zz", "a.txu", "c/old", "skip/kept"] {
+            stale.insert(p.to_owned(), (b"stale".to_vec(), 1_500_000_000_000_000_000));
+        }
+        env.put_tree(folder, &stale).await;
+        let t = env.task(folder, extra(fast)).await;
+        let (j, s, e) = env.run(&t).await;
+        let log = job_log(&env.conn, &j).await;
+        assert_eq!((s.as_str(), e.as_str()), ("SUCCESS", ""), "{log}");
+        let mut want = tree.clone();
+        want.remove("skip/s");
+        want.insert("skip/kept".to_owned(), stale["skip/kept"].clone());
+        assert!(env.bucket_tree(folder).await == want, "{folder}: the bucket holds the source\n{log}");
+        // The folder check, then one flat page, or the folders the bucket has: the task's
+        // folder, a, a/y and c (skip/ is excluded and never listed).
+        assert_eq!(requests(&log, "ListObjectsV2"), if fast { 2 } else { 5 }, "{log}");
+        // The next run finds nothing to do; the walk now lists the task's folder, a, a/y, a b,
+        // skip-not, z, z/z and z/z/z.
+        let (j2, s2, _) = env.run(&t).await;
+        let log2 = job_log(&env.conn, &j2).await;
+        assert_eq!(s2, "SUCCESS", "{log2}");
+        assert_eq!(job(&env.conn, &j2).await.files_done().await.unwrap(), 0, "{log2}");
+        assert_eq!(requests(&log2, "ListObjectsV2"), if fast { 2 } else { 9 }, "{log2}");
+        assert_eq!(requests(&log2, "HeadObject"), 0, "{log2}");
+    }
 }
 
 /// `(name, path, size, is_dir, decrypted)` of a `ListDirectory` entry.

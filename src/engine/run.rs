@@ -144,7 +144,9 @@ fn s3_remote(
     let chunk = chunk_mib.saturating_mul(1 << 20);
     let remote = S3Remote::new(client, bucket, folder, chunk, class, sse, job);
     Ok(Arc::new(match task {
-        Some(a) => remote.with_hard_delete(a.hard_delete).with_glacier_restore(a.glacier_restore),
+        Some(a) => {
+            remote.with_hard_delete(a.hard_delete).with_glacier_restore(a.glacier_restore).with_fast_list(a.fast_list)
+        }
         None => remote.browsing(),
     }))
 }

@@ -26,7 +26,7 @@
 //! (signing, sending, retries), `ops_bucket.rs`, `ops_object.rs`,
 //! `ops_list.rs`, `multipart.rs`, `reader.rs` (object reads that resume after
 //! a broken connection), `source.rs` (re-openable upload sources),
-//! `mtime.rs`, and `remote.rs`: [`S3Remote`], the engine's `Remote` on a
+//! `mtime.rs`, `walk.rs` (a tree listed folder by folder in whole-key order), and `remote.rs`: [`S3Remote`], the engine's `Remote` on a
 //! bucket folder.
 
 mod client;
@@ -41,6 +41,7 @@ mod ops_object;
 mod reader;
 mod remote;
 mod source;
+mod walk;
 
 use client::Req;
 
@@ -59,6 +60,7 @@ pub use ops_object::{
 pub use reader::ResumingReader;
 pub use remote::{RESTORE_DAYS, S3Remote};
 pub use source::{BodySource, BytesSource, FileSource, FnSource, Reader};
+pub use walk::Walked;
 
 /// The S3 types these operations return, re-exported from [`crate::s3sig`].
 pub use crate::s3sig::{

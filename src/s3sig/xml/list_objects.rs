@@ -1,6 +1,6 @@
 //! `ListObjectsV2` response (`<ListBucketResult>`), including `encoding-type=url` key decoding; may import only std and the parent `xml` module.
 
-use super::{Node, S3XmlError, common_prefixes, decode_key, is_url_encoded, opt_decoded, parse_root};
+use super::{Node, S3XmlError, decode_key, is_url_encoded, opt_decoded, parse_root};
 
 /// One `<Contents>` entry of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,9 @@ pub struct ListObjectsV2Page {
     pub contents: Vec<Object>,
     /// `CommonPrefixes/Prefix` values (decoded): the "directories".
     pub common_prefixes: Vec<String>,
+    /// The bytes of `CommonPrefixes` that are not UTF-8 (only a URL-encoded listing can carry
+    /// them); they do not fail the page.
+    pub common_prefixes_not_utf8: Vec<Vec<u8>>,
     /// Whether more pages follow.
     pub is_truncated: bool,
     /// Token for the next page; always present when `is_truncated`.
@@ -77,6 +80,14 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListObjectsV2Page, S3XmlErro
     let contents = root.children_named("Contents").map(|c| object(c, url)).collect::<Result<_, _>>()?;
     let is_truncated = root.req_bool("IsTruncated")?;
     let next_continuation_token = root.opt_nonempty("NextContinuationToken");
+    let mut common_prefixes = Vec::new();
+    let mut common_prefixes_not_utf8 = Vec::new();
+    for cp in root.children_named("CommonPrefixes") {
+        match decode_key(cp.req_text("Prefix")?, url)? {
+            (p, None) => common_prefixes.push(p),
+            (_, Some(raw)) => common_prefixes_not_utf8.push(raw),
+        }
+    }
     if is_truncated && next_continuation_token.is_none() {
         return Err(root.missing("NextContinuationToken"));
     }
@@ -85,7 +96,8 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListObjectsV2Page, S3XmlErro
         prefix: opt_decoded(&root, "Prefix", url)?,
         delimiter: opt_decoded(&root, "Delimiter", url)?,
         contents,
-        common_prefixes: common_prefixes(&root, url)?,
+        common_prefixes,
+        common_prefixes_not_utf8,
         is_truncated,
         next_continuation_token,
         key_count: root.opt_u64("KeyCount")?,
@@ -118,5 +130,15 @@ mod tests {
 <Contents><Key>f%2</Key><LastModified>2026-11-25T19:01:02.913Z</LastModified><Size>2</Size></Contents>
 </ListBucketResult>"#;
         assert!(super::parse_list_objects_v2(bad).is_err(), "a malformed escape still fails");
+    }
+
+    #[test]
+    fn a_common_prefix_that_is_not_utf8_is_kept_apart() {
+        let xml = br#"<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>
+<CommonPrefixes><Prefix>a%FF%2F</Prefix></CommonPrefixes><CommonPrefixes><Prefix>b+c%2F</Prefix></CommonPrefixes>
+</ListBucketResult>"#;
+        let page = super::parse_list_objects_v2(xml).unwrap();
+        assert_eq!(page.common_prefixes, ["b c/"]);
+        assert_eq!(page.common_prefixes_not_utf8, [b"a\xff/".to_vec()]);
     }
 }
