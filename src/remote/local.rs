@@ -1039,6 +1039,28 @@ impl RangeSource for LocalFile {
         }))
     }
 
+    async fn read_range(&self, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+        let file = self.file.clone();
+        let len = usize::try_from(len).map_err(std::io::Error::other)?;
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt as _;
+            let mut buf = vec![0u8; len];
+            let mut got = 0;
+            while got < len {
+                match file.read_at(&mut buf[got..], offset + got as u64) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(got);
+            Ok(buf.into())
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
     async fn changed(&self) -> Option<String> {
         let file = self.file.clone();
         let st = tokio::task::spawn_blocking(move || rustix::fs::fstat(&*file)).await.ok()?.ok()?;

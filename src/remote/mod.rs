@@ -209,6 +209,17 @@ pub trait RangeSource: Send + Sync {
     /// # Errors
     /// The file cannot be read.
     async fn open_at(&self, offset: u64, len: u64) -> std::io::Result<ByteStream>;
+    /// Up to `len` bytes from `offset` in memory (fewer only when the file ended first), for
+    /// small files, which are cheaper read once and sent from memory.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    async fn read_range(&self, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+        use tokio::io::AsyncReadExt as _;
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        self.open_at(offset, len).await?.take(len).read_to_end(&mut out).await?;
+        Ok(out.into())
+    }
     /// Why the file is no longer the one listed (size or mtime changed), if it is not.
     async fn changed(&self) -> Option<String>;
 }

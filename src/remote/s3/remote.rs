@@ -38,6 +38,10 @@ use super::{
 /// HEAD requests in flight while listing (for the mtimes).
 const HEAD_CONCURRENCY: usize = 16;
 
+/// Files up to this size are read into memory once and sent from there: cheaper than opening
+/// and reading them twice (hash, then send) when they are small.
+const INLINE_UPLOAD: u64 = 1 << 20;
+
 /// Parts of one upload in flight.
 const PART_CONCURRENCY: usize = 4;
 
@@ -406,7 +410,23 @@ impl Remote for S3Remote {
         }
         let started = std::time::Instant::now();
         let body = |offset: u64, len: u64| RangeBody { source: source.clone(), offset, len };
-        let out = if entry.size <= part {
+        let out = if entry.size <= INLINE_UPLOAD.min(part) {
+            // Small: one read, checked against the listing, then sent (and resent) from memory.
+            let data = source.read_range(0, entry.size).await.map_err(|e| RemoteError::io(path, e))?;
+            let changed = source.changed().await;
+            if let Some(why) = changed.or_else(|| {
+                (data.len() as u64 != entry.size).then(|| format!("{path}: shorter than listed; not copied"))
+            }) {
+                return Err(RemoteError::Refused { path: path.to_owned(), reason: why });
+            }
+            let out = self
+                .client
+                .put_object_bytes(&self.bucket, &key, data, &opts)
+                .await
+                .map_err(|e| remote_error(path, e))?;
+            stored(entry.size);
+            out
+        } else if entry.size <= part {
             let out = self
                 .client
                 .put_object(&self.bucket, &key, entry.size, &body(0, entry.size), &opts)

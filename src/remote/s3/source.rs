@@ -153,7 +153,7 @@ pub(crate) async fn sha256_source(source: &dyn BodySource, len: u64) -> io::Resu
 /// Reads exactly `len` bytes of `source`, handing each chunk to `each`.
 async fn read_source(source: &dyn BodySource, len: u64, mut each: impl FnMut(&[u8])) -> io::Result<()> {
     let mut reader = source.open().await?;
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; usize::try_from(len.min(256 * 1024)).unwrap_or(256 * 1024)];
     let mut left = len;
     while left > 0 {
         let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
