@@ -27,7 +27,7 @@ use super::entry::{Entry, Mtime, key_cmp};
 use crate::remote::{Listed, Remote, Version, Written};
 
 /// Upload records sorted in memory before they are spilled to a sorted run.
-pub const RUN_RECORDS: usize = 65_536;
+pub const RUN_RECORDS: usize = 8_192;
 
 /// Stats (HEAD requests) in flight while resolving.
 const STAT_CONCURRENCY: usize = 16;
