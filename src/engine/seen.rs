@@ -27,7 +27,11 @@ use super::entry::{Entry, Mtime, key_cmp};
 use crate::remote::{Listed, Remote, Version, Written};
 
 /// Upload records sorted in memory before they are spilled to a sorted run.
-pub const RUN_RECORDS: usize = 8_192;
+pub const RUN_RECORDS: usize = 16_384;
+
+/// Files merged at once: more sorted runs than this are first merged in groups, so that the
+/// open files and their read buffers stay bounded however many files a run uploads.
+const MERGE_FAN: usize = 64;
 
 /// Stats (HEAD requests) in flight while resolving.
 const STAT_CONCURRENCY: usize = 16;
@@ -91,7 +95,7 @@ struct RecordReader {
 
 impl RecordReader {
     fn open(path: &Path, remote: Option<&str>) -> io::Result<Self> {
-        let mut rd = BufReader::with_capacity(64 << 10, File::open(path)?);
+        let mut rd = BufReader::with_capacity(16 << 10, File::open(path)?);
         let h: Header = ciborium::from_reader(&mut rd).map_err(io_err)?;
         if h.format != FORMAT || remote.is_some_and(|r| r != h.remote) {
             return Err(io_err("written for another remote or format"));
@@ -255,7 +259,7 @@ impl Seen {
         if st.uploads.len() >= RUN_RECORDS {
             let n = st.runs.len();
             let path = self.file.with_extension(format!("run{n}"));
-            let batch = std::mem::take(&mut st.uploads);
+            let batch = std::mem::replace(&mut st.uploads, Vec::with_capacity(RUN_RECORDS));
             match write_run(path, &self.remote, batch) {
                 Ok(p) => st.runs.push(p),
                 Err(e) => {
@@ -280,15 +284,18 @@ impl Seen {
         let uploads = std::mem::take(&mut st.uploads);
         let failed = st.failed;
         drop(st);
+        let mut merged: Vec<PathBuf> = Vec::new();
         let res = (|| {
             let listed = listed.as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
             if failed {
                 return Err(io_err("a part of the cache could not be written"));
             }
             let last = write_run(self.file.with_extension(format!("run{}", runs.len())), &self.remote, uploads)?;
+            let runs =
+                self.merge_down(runs.iter().cloned().chain(std::iter::once(last)).collect(), MERGE_FAN, &mut merged)?;
             // Uploads win over what was listed before them; `sources[0]` is the listing.
             let mut sources = Vec::new();
-            for p in listed.iter().chain(runs.iter()).chain(std::iter::once(&last)) {
+            for p in listed.iter().chain(runs.iter()) {
                 sources.push(RecordReader::open(p, None)?);
             }
             let tmp = self.file.with_extension("tmp");
@@ -304,11 +311,34 @@ impl Seen {
         for i in 0..=runs.len() {
             let _ = std::fs::remove_file(self.file.with_extension(format!("run{i}")));
         }
+        for p in &merged {
+            let _ = std::fs::remove_file(p);
+        }
         let _ = std::fs::remove_file(self.file.with_extension("tmp"));
         if res.is_err() {
             let _ = std::fs::remove_file(&self.file);
         }
         res
+    }
+}
+
+impl Seen {
+    /// Merges sorted runs group by group (`fan` at a time, in order, so a later upload of a path
+    /// still wins) until fewer than `fan` are left; the files written are added to `merged`.
+    fn merge_down(&self, mut runs: Vec<PathBuf>, fan: usize, merged: &mut Vec<PathBuf>) -> io::Result<Vec<PathBuf>> {
+        while runs.len() >= fan {
+            let mut next = Vec::new();
+            for group in runs.chunks(fan) {
+                let path = self.file.with_extension(format!("merge{}", merged.len()));
+                merged.push(path.clone());
+                let mut sources = group.iter().map(|p| RecordReader::open(p, None)).collect::<io::Result<Vec<_>>>()?;
+                let mut out = RecordWriter::create(path, &self.remote)?;
+                merge(&mut sources, &mut out)?;
+                next.push(out.close(false)?);
+            }
+            runs = next;
+        }
+        Ok(runs)
     }
 }
 
@@ -462,6 +492,31 @@ mod tests {
             r.advance().unwrap();
         }
         out
+    }
+
+    #[test]
+    fn many_runs_merge_in_groups_and_the_last_upload_of_a_path_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Seen::open(dir.path().join("task-1.cbor"), "r".into());
+        let mut runs = Vec::new();
+        for i in 0..10u64 {
+            // Each run holds its own paths and "same", uploaded again by every run.
+            let batch = vec![rec(&format!("p{i}"), None, Some((i as i64, 0))), rec("same", None, Some((i as i64, 0)))];
+            runs.push(write_run(dir.path().join(format!("task-1.run{i}")), "r", batch).unwrap());
+        }
+        let mut merged = Vec::new();
+        let left = seen.merge_down(runs, 3, &mut merged).unwrap();
+        assert!(left.len() < 3, "{left:?}");
+        assert_eq!(merged.len(), 4 + 2, "10 runs → 4 → 2");
+        let mut sources: Vec<_> = left.iter().map(|p| RecordReader::open(p, None).unwrap()).collect();
+        let out_path = dir.path().join("out");
+        let mut out = RecordWriter::create(out_path.clone(), "r").unwrap();
+        merge(&mut sources, &mut out).unwrap();
+        out.close(false).unwrap();
+        let all = read_all(&out_path);
+        let names: Vec<&str> = all.iter().map(|r| r.p.as_str()).collect();
+        assert_eq!(names, ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "same"]);
+        assert_eq!(all[10].w, Some((9, 0)), "the last run's record of a path wins");
     }
 
     #[test]
