@@ -22,12 +22,12 @@ use crate::{
     },
     remote::{
         Archived, ByteStream, ListOptions, Listed, Meta, OnStored, RangeSource, Remote, RemoteError, RootState, Upload,
-        Version, Written, meta::KEY_MTIME,
+        Version, WriteAt, Written, meta::KEY_MTIME,
     },
 };
 
 use super::{
-    S3Client, S3Error, TransportKind,
+    S3Client, S3Error, TransportKind, download,
     multipart::{MultipartWriter, is_upload_active, part_size},
     ops_list::ListRequest,
     ops_object::{GetOptions, PutOptions, PutOutput},
@@ -168,7 +168,7 @@ fn refused_not_utf8(raw: &[u8]) -> String {
 
 /// The engine's error for an S3 failure on `path`, keeping the S3 error as
 /// the source and its retry class as the IO kind.
-fn remote_error(path: &str, err: S3Error) -> RemoteError {
+pub(super) fn remote_error(path: &str, err: S3Error) -> RemoteError {
     if err.is_not_found() {
         return RemoteError::NotFound { path: path.to_owned() };
     }
@@ -338,6 +338,15 @@ impl Remote for S3Remote {
 
     fn streams_uploads(&self) -> bool {
         true
+    }
+
+    fn ranged_download(&self, size: u64) -> bool {
+        size >= download::RANGED_CUTOFF
+    }
+
+    async fn download_to(&self, entry: &Entry, sink: Arc<dyn WriteAt>, stored: OnStored) -> Result<(), RemoteError> {
+        let key = self.key(&entry.path);
+        download::download(&self.client, &self.bucket, &key, &entry.path, entry.size, sink, stored).await
     }
 
     async fn upload_from(
