@@ -1,6 +1,9 @@
 //! Executes a plan: transfers in parallel (`transfers` at a time) through the bandwidth limiter,
 //! deletions of a SYNC only after every transfer succeeded (and within `max_delete`), MOVE's
-//! source deletions only after each copy is verified, and a report of what happened.
+//! source deletions only after each copy is verified, and a report of what happened. Without a
+//! bandwidth limit, files read from a local tree stream into a bucket part by part
+//! ([`Remote::upload_from`]) and large objects of a bucket come in parallel ranges written in place
+//! ([`Remote::download_to`] into [`crate::remote::Upload::positional`]).
 
 use super::{
     entry::{Entry, Kind},

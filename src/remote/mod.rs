@@ -1,6 +1,7 @@
 //! Storage a task reads from or writes to: the [`Remote`] trait and its providers. A remote lists
 //! its tree in key order, streams reads, and writes through an [`Upload`] that only makes the
-//! object visible under its final name when complete. Object metadata (owner, mode, ACLs) is
+//! object visible under its final name when complete (a local one also takes positional writes,
+//! [`WriteAt`], for downloads in parallel ranges). Object metadata (owner, mode, ACLs) is
 //! the provider-neutral [`meta::Meta`]. Imports `engine::{entry, filter}`, `crypt` (for the
 //! encrypting decorator) and std/tokio.
 //! The S3 provider (`s3`) also imports `s3sig`, `model::credential`, hyper and rustls.

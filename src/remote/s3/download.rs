@@ -198,6 +198,12 @@ struct Job {
     landed: Option<Landed>,
 }
 
+/// The part being hashed: its index, its end, the hash so far.
+type PartMd5 = (u64, u64, Md5);
+
+/// A hash-and-write in progress: the buffer back, the part hash, the parts it completed.
+type Hashing = tokio::task::JoinHandle<io::Result<(Vec<u8>, Option<PartMd5>, Vec<(u64, [u8; 16])>)>>;
+
 fn io_err(path: &str, kind: io::ErrorKind, msg: String) -> RemoteError {
     RemoteError::Io { path: path.to_owned(), source: io::Error::new(kind, msg) }
 }
@@ -234,11 +240,13 @@ impl Job {
                 ),
             ));
         }
-        // The part being hashed (index, its end, the hash so far).
         let mut part = self.layout.map(|l| (start / l.part, l.span(start / l.part, self.size).1, Md5::new()));
-        let mut buf = vec![0u8; BUF];
+        // Two buffers: the next one fills from the network while the last is hashed and written.
+        let mut spare = vec![0u8; BUF];
+        let mut pending: Option<(u64, usize, Hashing)> = None;
         let mut pos = start;
         while pos < end {
+            let mut buf = std::mem::take(&mut spare);
             let want = usize::try_from((end - pos).min(BUF as u64)).unwrap_or(BUF);
             let mut got = 0;
             while got < want {
@@ -252,9 +260,12 @@ impl Job {
                 }
                 got += n;
             }
+            if let Some((at, len, h)) = pending.take() {
+                (spare, part) = self.landed_at(at, len, h).await?;
+            }
             // Hash and write on a blocking thread: MD5 of 1 MiB takes a few milliseconds.
             let (sink, layout, size) = (self.sink.clone(), self.layout, self.size);
-            let (b, p, done) = tokio::task::spawn_blocking(move || {
+            let h = tokio::task::spawn_blocking(move || {
                 let mut done = Vec::new();
                 if let (Some(l), Some((k, part_end, md5))) = (layout, part.as_mut()) {
                     let mut at = 0;
@@ -270,26 +281,38 @@ impl Job {
                     }
                 }
                 sink.write_at(pos, &buf[..got]).map(|()| (buf, part, done))
-            })
-            .await
-            .map_err(|e| join_err(&self.path, &e))?
-            .map_err(|e| RemoteError::io(&self.path, e))?;
-            (buf, part) = (b, p);
-            if !done.is_empty() {
-                let mut d = self.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                for (k, digest) in done {
-                    if let Some(slot) = usize::try_from(k).ok().and_then(|k| d.get_mut(k)) {
-                        *slot = digest;
-                    }
-                }
+            });
+            part = None; // it travels with the write and comes back with it
+            pending = Some((pos, got, h));
+            if spare.is_empty() {
+                spare = vec![0u8; BUF];
             }
-            if let Some(l) = &self.landed {
-                l.add(pos, pos + got as u64);
-            }
-            (self.stored)(got as u64);
             pos += got as u64;
         }
+        if let Some((at, len, h)) = pending.take() {
+            self.landed_at(at, len, h).await?;
+        }
         Ok(())
+    }
+
+    /// Waits for the write of `len` bytes at `at`, then notes its part digests, what landed and
+    /// the progress; gives back the buffer and the hash of the part in progress.
+    async fn landed_at(&self, at: u64, len: usize, h: Hashing) -> Result<(Vec<u8>, Option<PartMd5>), RemoteError> {
+        let (buf, part, done) =
+            h.await.map_err(|e| join_err(&self.path, &e))?.map_err(|e| RemoteError::io(&self.path, e))?;
+        if !done.is_empty() {
+            let mut d = self.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (k, digest) in done {
+                if let Some(slot) = usize::try_from(k).ok().and_then(|k| d.get_mut(k)) {
+                    *slot = digest;
+                }
+            }
+        }
+        if let Some(l) = &self.landed {
+            l.add(at, at + len as u64);
+        }
+        (self.stored)(len as u64);
+        Ok((buf, part))
     }
 
     /// The MD5 of the temporary file, read in order as far as it has landed (all of it when

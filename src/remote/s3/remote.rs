@@ -1,4 +1,4 @@
-//! The engine's [`Remote`] on an S3 bucket folder: listing by ListObjectsV2 (mtimes from `X-Amz-Meta-Mtime` by HEAD), folder by folder with delimiter `/` (`folder.rs`), archived objects reported and optionally restored (`archive.rs`), hard deletes of every version (`versions.rs`), reads by GetObject, writes through an [`Upload`] that sends one PutObject or a multipart upload, and sweeps of stale multipart uploads; may import `remote` (the trait), `engine::{entry, filter, names}`, tokio and the sibling S3 client modules.
+//! The engine's [`Remote`] on an S3 bucket folder: listing by ListObjectsV2 (mtimes from `X-Amz-Meta-Mtime` by HEAD), folder by folder with delimiter `/` (`folder.rs`), archived objects reported and optionally restored (`archive.rs`), hard deletes of every version (`versions.rs`), reads by GetObject (large objects in parallel ranges, `download.rs`), writes through an [`Upload`] that sends one PutObject or a multipart upload, and sweeps of stale multipart uploads; may import `remote` (the trait), `engine::{entry, filter, names}`, tokio and the sibling S3 client modules.
 
 mod archive;
 mod folder;
