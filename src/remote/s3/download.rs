@@ -50,8 +50,9 @@ pub(crate) const STREAMS: usize = 4;
 const RANGE_MIN: u64 = 8 << 20;
 const RANGE_MAX: u64 = 64 << 20;
 
-/// Bytes read from the network before one positional write.
-const BUF: usize = 1 << 20;
+/// Bytes read from the network before one positional write (two buffers per range: 16 ranges
+/// of 4 transfers hold 16 MiB).
+const BUF: usize = 512 << 10;
 
 /// The part sizes tried first when the server does not tell them (rclone's 5 MiB default, our
 /// 16 MiB default, and other common tool defaults), in MiB.
