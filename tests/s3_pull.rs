@@ -138,11 +138,7 @@ impl Env {
         }
         for (name, parts) in [("rclone.bin", "-14\""), ("ours.bin", "-15\""), ("plain.bin", "")] {
             let head = self.s3.head_object("bkt", &format!("pull/{name}")).await.unwrap().unwrap();
-            assert!(
-                head.etag.ends_with(parts) && head.etag.contains('-') != parts.is_empty(),
-                "{name}: {}",
-                head.etag
-            );
+            assert!(head.etag.ends_with(parts) && head.etag.contains('-') != parts.is_empty(), "{name}: {}", head.etag);
         }
         tree
     }
