@@ -1,6 +1,9 @@
 //! Executes a plan: transfers in parallel (`transfers` at a time) through the bandwidth limiter,
 //! deletions of a SYNC only after every transfer succeeded (and within `max_delete`), MOVE's
-//! source deletions only after each copy is verified, and a report of what happened.
+//! source deletions only after each copy is verified, and a report of what happened. Without a
+//! bandwidth limit, files read from a local tree stream into a bucket part by part
+//! ([`Remote::upload_from`]) and large objects of a bucket come in parallel ranges written in place
+//! ([`Remote::download_to`] into [`crate::remote::Upload::positional`]).
 
 use super::{
     entry::{Entry, Kind},
@@ -106,6 +109,38 @@ async fn copy_one(
                 () = cancel.cancelled() => Err(TransferError::Aborted),
                 r = dst.upload_from(entry, meta.as_ref(), source, stored) => r.map_err(|e| fail(&e)),
             };
+        }
+    }
+    if src.ranged_download(entry.size) && limiter.unlimited() {
+        // Large objects come in several ranges at once, written where they belong.
+        let meta = if want_meta { src.read_meta(&entry.path).await.map_err(|e| fail(&e))? } else { None };
+        let mut up = dst.create(&entry.path, entry.size, entry.mtime).await.map_err(|e| fail(&e))?;
+        match up.positional().await {
+            Ok(Some(sink)) => {
+                if let Some(m) = &meta {
+                    up.set_meta(m);
+                }
+                let p = progress.clone();
+                let stored: OnStored = Arc::new(move |n| Progress::add(&p.bytes_done, n));
+                let res = tokio::select! {
+                    () = cancel.cancelled() => Err(TransferError::Aborted),
+                    r = src.download_to(entry, sink, stored) => r.map_err(|e| fail(&e)),
+                };
+                if let Err(e) = res {
+                    up.abort().await;
+                    return Err(e);
+                }
+                if cancel.is_cancelled() {
+                    up.abort().await;
+                    return Err(TransferError::Aborted);
+                }
+                return up.finish().await.map_err(|e| fail(&e));
+            }
+            Ok(None) => up.abort().await,
+            Err(e) => {
+                up.abort().await;
+                return Err(fail(&e));
+            }
         }
     }
     let mut rd = src.open(&entry.path).await.map_err(|e| fail(&e))?;

@@ -18,7 +18,7 @@
 //! `engine::{entry, filter, names}`, `remote::meta`.
 
 use super::{
-    ByteStream, ListOptions, Listed, RangeSource, Remote, RemoteError, RootState, Upload, Written,
+    ByteStream, ListOptions, Listed, RangeSource, Remote, RemoteError, RootState, Upload, WriteAt, Written,
     meta::{Meta, PosixAcl, XATTR_ACL_ACCESS, XATTR_ACL_DEFAULT, XATTR_NFS4_ACL},
 };
 use crate::engine::{
@@ -821,6 +821,14 @@ impl Upload for LocalUpload {
         self.discard();
     }
 
+    async fn positional(&mut self) -> Result<Option<Arc<dyn WriteAt>>, RemoteError> {
+        // A second descriptor of the same open file: positional writes through it land in the
+        // temporary file that finish() syncs, stamps and renames (or discard() removes).
+        let f = self.file.as_ref().expect("positional after finish");
+        let dup = f.try_clone().await.map_err(|e| RemoteError::io(&self.path, e))?.into_std().await;
+        Ok(Some(Arc::new(PositionalFile(dup))))
+    }
+
     fn set_meta(&mut self, meta: &Meta) {
         self.meta = Some(meta.clone());
     }
@@ -919,7 +927,8 @@ impl Remote for LocalFs {
                 match rustix::fs::openat(
                     &dir,
                     tmp.as_str(),
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    // Read-write: a download in parallel ranges reads back what landed to hash it.
+                    OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o666),
                 ) {
                     Ok(fd) => {
@@ -1016,6 +1025,21 @@ impl Remote for LocalFs {
         let (Owners::Preserve { .. }, Some(meta)) = (self.owners, meta) else { return Ok(()) };
         let (me, p, m) = (self.clone(), path.to_owned(), meta.clone());
         blocking(path, move || me.finish_dir_blocking(&p, &m)).await
+    }
+}
+
+/// The temporary file of a [`LocalUpload`], written at any offset.
+struct PositionalFile(std::fs::File);
+
+impl WriteAt for PositionalFile {
+    fn write_at(&self, offset: u64, buf: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        self.0.read_at(buf, offset)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Storage a task reads from or writes to: the [`Remote`] trait and its providers. A remote lists
 //! its tree in key order, streams reads, and writes through an [`Upload`] that only makes the
-//! object visible under its final name when complete. Object metadata (owner, mode, ACLs) is
+//! object visible under its final name when complete (a local one also takes positional writes,
+//! [`WriteAt`], for downloads in parallel ranges). Object metadata (owner, mode, ACLs) is
 //! the provider-neutral [`meta::Meta`]. Imports `engine::{entry, filter}`, `crypt` (for the
 //! encrypting decorator) and std/tokio.
 //! The S3 provider (`s3`) also imports `s3sig`, `model::credential`, hyper and rustls.
@@ -192,6 +193,15 @@ pub trait Upload: Send {
     async fn finish(self: Box<Self>) -> Result<Option<Written>, RemoteError>;
     /// Drops the partial object.
     async fn abort(self: Box<Self>);
+    /// The file being written, for writes at any offset from several tasks at once (local
+    /// trees); `None` (the default) when the destination only takes bytes in order. Bytes written
+    /// through it become the object at [`Upload::finish`] like those of [`Upload::write`].
+    ///
+    /// # Errors
+    /// The file cannot be shared.
+    async fn positional(&mut self) -> Result<Option<Arc<dyn WriteAt>>, RemoteError> {
+        Ok(None)
+    }
     /// Metadata (owner, group, mode, ACLs) to store with the object, given before
     /// [`Upload::finish`]: object stores keep it as object metadata under rclone's keys
     /// ([`Meta::to_pairs`]), a local tree applies it to the file as its ownership rule says. The
@@ -222,6 +232,22 @@ pub trait RangeSource: Send + Sync {
     }
     /// Why the file is no longer the one listed (size or mtime changed), if it is not.
     async fn changed(&self) -> Option<String>;
+}
+
+/// A file under construction that takes writes at any offset, from several tasks at once (a
+/// download in parallel ranges), and gives back what landed (to hash it in order). Blocking calls:
+/// run them on a blocking thread.
+pub trait WriteAt: Send + Sync {
+    /// Writes all of `buf` at `offset`.
+    ///
+    /// # Errors
+    /// The write failed.
+    fn write_at(&self, offset: u64, buf: &[u8]) -> std::io::Result<()>;
+    /// Reads into `buf` from `offset`; the number of bytes read (0 at the end).
+    ///
+    /// # Errors
+    /// The read failed.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
 }
 
 /// Called with the bytes of each part as it is stored.
@@ -302,6 +328,22 @@ pub trait Remote: Send + Sync {
     ) -> Result<Option<Written>, RemoteError> {
         let _ = (meta, source, stored);
         Err(RemoteError::Refused { path: entry.path.clone(), reason: "this tree takes no streamed uploads".into() })
+    }
+    /// Whether [`Remote::download_to`] is worth it for a file of `size` bytes (bucket stores, for
+    /// large objects: several ranges at once).
+    fn ranged_download(&self, size: u64) -> bool {
+        let _ = size;
+        false
+    }
+    /// Reads `entry` into `sink` in ranges fetched at once, checking its integrity as the
+    /// whole-object read does (or better), calling `stored` as bytes land; only where
+    /// [`Remote::ranged_download`]. On an error, what the sink holds must be discarded.
+    ///
+    /// # Errors
+    /// A range cannot be read, or the bytes are not the object's.
+    async fn download_to(&self, entry: &Entry, sink: Arc<dyn WriteAt>, stored: OnStored) -> Result<(), RemoteError> {
+        let _ = (sink, stored);
+        Err(RemoteError::Refused { path: entry.path.clone(), reason: "this tree has no ranged downloads".into() })
     }
     /// Starts writing an object of `size` bytes that will carry `mtime`.
     ///

@@ -26,11 +26,14 @@
 //! (signing, sending, retries), `ops_bucket.rs`, `ops_object.rs`,
 //! `ops_list.rs`, `multipart.rs`, `reader.rs` (object reads that resume after
 //! a broken connection), `source.rs` (re-openable upload sources),
-//! `mtime.rs`, `walk.rs` (a tree listed folder by folder in whole-key order), and `remote.rs`: [`S3Remote`], the engine's `Remote` on a
+//! `mtime.rs`, `walk.rs` (a tree listed folder by folder in whole-key order), `download.rs`
+//! (large objects in parallel ranges, checked part by part), and `remote.rs`: [`S3Remote`], the
+//! engine's `Remote` on a
 //! bucket folder.
 
 mod client;
 mod config;
+mod download;
 mod error;
 mod http;
 mod mtime;
@@ -54,8 +57,8 @@ pub use multipart::{MD5_META, MIN_PART_SIZE, MultipartWriter, UploadOptions, is_
 pub use ops_bucket::BucketInfo;
 pub use ops_list::{DELETE_BATCH, DeleteObjectsOutput, ListRequest, ObjectPages, VersionPages};
 pub use ops_object::{
-    DeleteOutput, GetObjectOutput, GetOptions, MAX_SINGLE_PUT, ObjectMeta, PutOptions, PutOutput, Range, RestoreStatus,
-    is_archive_class, parse_http_date,
+    DeleteOutput, GetObjectOutput, GetOptions, MAX_SINGLE_PUT, ObjectMeta, PartHead, PutOptions, PutOutput, Range,
+    RestoreStatus, is_archive_class, parse_http_date,
 };
 pub use reader::ResumingReader;
 pub use remote::{RESTORE_DAYS, S3Remote};

@@ -188,6 +188,18 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(s).ok().map(|t| t.as_second())
 }
 
+/// What `HeadObject ?partNumber=` says ([`S3Client::head_object_part`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartHead {
+    /// The object's metadata; `size` is the whole object's when the server tells it (a
+    /// `Content-Range`, or a server that ignored `partNumber`), else 0.
+    pub meta: ObjectMeta,
+    /// `x-amz-mp-parts-count`: the number of parts of a multipart object.
+    pub parts_count: Option<u64>,
+    /// `Content-Length`: the part's length (the whole object's where `partNumber` was ignored).
+    pub len: u64,
+}
+
 /// A byte range of a `GetObject`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Range {
@@ -316,13 +328,41 @@ impl S3Client {
         }
     }
 
+    /// `HeadObject ?partNumber=part`: the object's metadata, with the number of parts of a
+    /// multipart object (`x-amz-mp-parts-count`) and this part's length where the server tells
+    /// them; `None` when the object does not exist. A server that ignores `partNumber` answers
+    /// as a plain HEAD (no parts count, the whole length).
+    ///
+    /// # Errors
+    /// Any [`S3Error`] but not-found.
+    pub async fn head_object_part(&self, bucket: &str, key: &str, part: u32) -> Result<Option<PartHead>, S3Error> {
+        let req = Req::new("HeadObjectPart", Method::HEAD, bucket, key).query("partNumber", part.to_string());
+        let res = self
+            .run(&req, Mode::Collect, |r| {
+                let len: u64 = r.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let total = r.header("content-range").and_then(content_range).map(|(_, _, t)| t);
+                let parts_count = r.header("x-amz-mp-parts-count").and_then(|v| v.trim().parse().ok());
+                // Without a parts count or a range, the answer is about the whole object.
+                let size = total.unwrap_or(if parts_count.is_some() { 0 } else { len });
+                Ok(PartHead { meta: ObjectMeta::from_headers(&r.headers, size), parts_count, len })
+            })
+            .await;
+        match res {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts reading `key`; the body streams from the returned output.
     ///
     /// # Errors
     /// `NoSuchKey`, [`S3Error::Archived`] for an archived object that is not
     /// restored, and the other [`S3Error`]s.
     pub async fn get_object(&self, bucket: &str, key: &str, opts: &GetOptions) -> Result<GetObjectOutput, S3Error> {
-        let mut req = Req::new("GetObject", Method::GET, bucket, key);
+        // Ranged reads are counted apart (a large download in parallel ranges, a resumed read).
+        let op = if opts.range.is_some() { "GetObjectRange" } else { "GetObject" };
+        let mut req = Req::new(op, Method::GET, bucket, key);
         if let Some(v) = &opts.version_id {
             req = req.query("versionId", v.clone());
         }

@@ -103,6 +103,12 @@ fn resumable(e: &io::Error) -> bool {
 }
 
 impl ResumingReader {
+    /// The next byte this reader hands out (the first of its range, before any read).
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
     /// The bytes still to come.
     #[must_use]
     pub fn remaining(&self) -> u64 {

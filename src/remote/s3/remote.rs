@@ -1,4 +1,4 @@
-//! The engine's [`Remote`] on an S3 bucket folder: listing by ListObjectsV2 in whole-key order, folder by folder (`walk.rs`) or in flat pages with `fast_list` (mtimes from `X-Amz-Meta-Mtime` by HEAD, or from what an earlier run saw), one folder at a time with delimiter `/` (`folder.rs`), archived objects reported and optionally restored (`archive.rs`), hard deletes of every version (`versions.rs`), reads by GetObject, writes through an [`Upload`] that sends one PutObject or a multipart upload, and sweeps of stale multipart uploads; may import `remote` (the trait), `engine::{entry, filter, names}`, tokio and the sibling S3 client modules.
+//! The engine's [`Remote`] on an S3 bucket folder: listing by ListObjectsV2 in whole-key order, folder by folder (`walk.rs`) or in flat pages with `fast_list` (mtimes from `X-Amz-Meta-Mtime` by HEAD, or from what an earlier run saw), one folder at a time with delimiter `/` (`folder.rs`), archived objects reported and optionally restored (`archive.rs`), hard deletes of every version (`versions.rs`), reads by GetObject (large objects in parallel ranges, `download.rs`), writes through an [`Upload`] that sends one PutObject or a multipart upload, and sweeps of stale multipart uploads; may import `remote` (the trait), `engine::{entry, filter, names}`, tokio and the sibling S3 client modules.
 
 mod archive;
 mod folder;
@@ -23,12 +23,12 @@ use crate::{
     },
     remote::{
         Archived, ByteStream, ListOptions, Listed, Meta, OnStored, RangeSource, Remote, RemoteError, RootState, Upload,
-        Version, Written, meta::KEY_MTIME,
+        Version, WriteAt, Written, meta::KEY_MTIME,
     },
 };
 
 use super::{
-    S3Client, S3Error, TransportKind, Walked,
+    S3Client, S3Error, TransportKind, Walked, download,
     multipart::{MultipartWriter, is_upload_active, part_size},
     ops_list::ListRequest,
     ops_object::{GetOptions, PutOptions, PutOutput},
@@ -212,7 +212,7 @@ fn refused_not_utf8(raw: &[u8]) -> String {
 
 /// The engine's error for an S3 failure on `path`, keeping the S3 error as
 /// the source and its retry class as the IO kind.
-fn remote_error(path: &str, err: S3Error) -> RemoteError {
+pub(super) fn remote_error(path: &str, err: S3Error) -> RemoteError {
     if err.is_not_found() {
         return RemoteError::NotFound { path: path.to_owned() };
     }
@@ -390,6 +390,15 @@ impl Remote for S3Remote {
 
     fn streams_uploads(&self) -> bool {
         true
+    }
+
+    fn ranged_download(&self, size: u64) -> bool {
+        size >= download::RANGED_CUTOFF
+    }
+
+    async fn download_to(&self, entry: &Entry, sink: Arc<dyn WriteAt>, stored: OnStored) -> Result<(), RemoteError> {
+        let key = self.key(&entry.path);
+        download::download(&self.client, &self.bucket, &key, &entry.path, entry.size, sink, stored).await
     }
 
     async fn upload_from(
