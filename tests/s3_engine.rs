@@ -469,6 +469,55 @@ async fn a_no_change_resync_sends_no_head_and_a_changed_object_is_still_seen() {
     );
 }
 
+/// An encrypted task (names encrypted or not) also takes mtimes from what its last run saw:
+/// a no-change re-sync sends no HEAD, and an object replaced behind its back is still seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_no_change_resync_sends_no_head() {
+    const PW: &str = "no head password";
+    let env = Env::start().await;
+    let mut tree = Tree::new();
+    for i in 0..30 {
+        tree.insert(
+            format!("d{}/f{i:03}", i % 3),
+            (format!("secret {i:03}").into_bytes(), 1_600_000_000_000_000_000 + i),
+        );
+    }
+    write_tree(&env.data(), &tree);
+    for names in [true, false] {
+        let folder = if names { "enc-names" } else { "enc-plain-names" };
+        let t = env
+            .task(
+                folder,
+                vec![
+                    ("encryption", v(true)),
+                    ("filename_encryption", v(names)),
+                    ("encryption_password", v(PW)),
+                    ("encryption_salt", v("")),
+                ],
+            )
+            .await;
+        let (j1, s1, e1) = env.run(&t).await;
+        let log1 = job_log(&env.conn, &j1).await;
+        assert_eq!((s1.as_str(), e1.as_str()), ("SUCCESS", ""), "{log1}");
+        assert_eq!(requests(&log1, "PutObject"), 30, "{log1}");
+        let (j2, s2, _) = env.run(&t).await;
+        let log2 = job_log(&env.conn, &j2).await;
+        assert_eq!(s2, "SUCCESS", "{log2}");
+        assert_eq!(job(&env.conn, &j2).await.files_done().await.unwrap(), 0, "{log2}");
+        assert_eq!(requests(&log2, "HeadObject"), 0, "names encrypted: {names}\n{log1}\n{log2}");
+        // A local change of one file's mtime is still sent, and only it.
+        let mut touched = tree.clone();
+        touched.get_mut("d1/f004").unwrap().1 += 7_000_000_000;
+        write_tree(&env.data(), &touched);
+        let (j3, s3, _) = env.run(&t).await;
+        let log3 = job_log(&env.conn, &j3).await;
+        assert_eq!(s3, "SUCCESS", "{log3}");
+        assert_eq!(job(&env.conn, &j3).await.files_done().await.unwrap(), 1, "{log3}");
+        assert_eq!(requests(&log3, "HeadObject"), 0, "{log3}");
+        write_tree(&env.data(), &tree);
+    }
+}
+
 /// A SYNC lists the bucket folder by folder by default, each folder where its keys sort
 /// (`a.txt` < `a/…` < `a0`), never listing a folder the filter excludes; with `fast_list` it
 /// reads flat pages. Both leave the bucket equal to the source.

@@ -38,7 +38,7 @@
 
 use super::{
     Archived, ByteStream, ListOptions, Listed, Meta, OnStored, RangeSource, Remote, RemoteError, RootState, Upload,
-    Written,
+    Version, Written,
 };
 use crate::{
     crypt::{
@@ -124,6 +124,8 @@ struct Child {
     stored: String,
     /// False for folders only implied by their contents (bucket stores): walked, not listed.
     emit: bool,
+    /// The stored object's version, for a file whose mtime is left to the caller.
+    version: Option<Version>,
 }
 
 /// One folder of the depth-first walk.
@@ -278,10 +280,10 @@ impl CryptRemote {
         let mut children = Vec::with_capacity(listed.len());
         let mut problems = Vec::new();
         for item in listed {
-            let e = match item {
-                // The wrapped remote is asked for resolved listings; an unresolved file keeps
-                // the store's upload time.
-                Listed::Entry(e) | Listed::Unresolved { entry: e, .. } => e,
+            let (e, version) = match item {
+                Listed::Entry(e) => (e, None),
+                // Its mtime is left to the caller (what an earlier run saw, else a stat).
+                Listed::Unresolved { entry, version } => (entry, Some(version)),
                 // The wrapped remote's own problems, told at the plaintext folder.
                 Listed::Skipped { path, reason } => {
                     problems.push(Listed::Skipped { path: join(dir, last_segment(&path)), reason });
@@ -326,6 +328,7 @@ impl CryptRemote {
                 entry: Entry { path, kind: e.kind, size, mtime: e.mtime },
                 stored: e.path,
                 emit,
+                version,
             });
         }
         (children, problems)
@@ -374,10 +377,11 @@ impl CryptRemote {
         Ok(Folders::Buffered { children, implied })
     }
 
-    /// The stored children of the stored folder `stored`.
-    async fn children(&self, folders: &mut Folders, stored: &str) -> Result<Vec<Listed>, RemoteError> {
+    /// The stored children of the stored folder `stored`; with `versions`, files may come
+    /// unresolved (see [`Remote::list_folder_versions`]).
+    async fn children(&self, folders: &mut Folders, stored: &str, versions: bool) -> Result<Vec<Listed>, RemoteError> {
         match folders {
-            Folders::Live => self.inner.list_folder(stored).await?.ok_or_else(|| RemoteError::Refused {
+            Folders::Live => self.folder(stored, versions).await?.ok_or_else(|| RemoteError::Refused {
                 path: stored.to_owned(),
                 reason: "the remote stopped listing folder by folder".to_owned(),
             }),
@@ -417,18 +421,25 @@ impl CryptRemote {
     /// # Errors
     /// What does not decrypt, and why (for the user: the password or salt is not the one the
     /// tree was written with).
+    /// The wrapped remote's listing of the stored folder `stored`, unresolved files allowed with
+    /// `versions`.
+    async fn folder(&self, stored: &str, versions: bool) -> Result<Option<Vec<Listed>>, RemoteError> {
+        if versions { self.inner.list_folder_versions(stored).await } else { self.inner.list_folder(stored).await }
+    }
+
     pub async fn check_keys(&self) -> Result<(), String> {
         let (tx, mut rx) = mpsc::channel(64);
         let inner = self.inner.clone();
         let everything = ListOptions {
             filter: Arc::new(Filter::new(&[], &[]).expect("no rules is a valid filter")),
             follow_symlinks: false,
-            versions: false,
+            // Names and sizes are all it needs: no mtimes (a bucket store reads them by HEAD).
+            versions: true,
         };
         let lister = tokio::spawn(async move { inner.list(everything, tx).await });
         let mut verdict = Ok(());
         while let Some(item) = rx.recv().await {
-            let Listed::Entry(e) = item else { continue };
+            let (Listed::Entry(e) | Listed::Unresolved { entry: e, .. }) = item else { continue };
             match self.decrypt_name(parent(&e.path), last_segment(&e.path), e.kind) {
                 Ok(_) => {}
                 Err(Listed::Error { path, reason }) => {
@@ -516,11 +527,11 @@ impl Remote for CryptRemote {
     }
 
     async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError> {
-        let (mut folders, root) = match self.inner.list_folder("").await? {
+        let (mut folders, root) = match self.folder("", opts.versions).await? {
             Some(root) => (Folders::Live, root),
             None => {
                 let mut folders = self.buffer_all().await?;
-                let root = self.children(&mut folders, "").await?;
+                let root = self.children(&mut folders, "", false).await?;
                 (folders, root)
             }
         };
@@ -545,7 +556,11 @@ impl Remote for CryptRemote {
                     if child.entry.is_dir() {
                         top.included[i] = true;
                     }
-                    if child.emit && tx.send(Listed::Entry(child.entry.clone())).await.is_err() {
+                    let item = match &child.version {
+                        Some(v) => Listed::Unresolved { entry: child.entry.clone(), version: v.clone() },
+                        None => Listed::Entry(child.entry.clone()),
+                    };
+                    if child.emit && tx.send(item).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -554,7 +569,7 @@ impl Remote for CryptRemote {
                         continue;
                     }
                     let (dir, stored) = (top.children[i].entry.path.clone(), top.children[i].stored.clone());
-                    let listed = match self.children(&mut folders, &stored).await {
+                    let listed = match self.children(&mut folders, &stored, opts.versions).await {
                         Ok(listed) => listed,
                         Err(e) => {
                             if tx.send(Listed::Error { path: dir, reason: cause(&e) }).await.is_err() {

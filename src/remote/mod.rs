@@ -294,6 +294,17 @@ pub trait Remote: Send + Sync {
         let _ = path;
         Ok(None)
     }
+
+    /// [`Remote::list_folder`] for a sync: a bucket store may send files as
+    /// [`Listed::Unresolved`], their mtimes left to the caller, as [`Remote::list`] does with
+    /// [`ListOptions::versions`].
+    ///
+    /// # Errors
+    /// The folder cannot be listed at all.
+    async fn list_folder_versions(&self, path: &str) -> Result<Option<Vec<Listed>>, RemoteError> {
+        self.list_folder(path).await
+    }
+
     /// Opens an object for reading.
     ///
     /// # Errors

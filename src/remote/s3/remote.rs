@@ -246,7 +246,11 @@ impl Remote for S3Remote {
     }
 
     async fn list_folder(&self, path: &str) -> Result<Option<Vec<Listed>>, RemoteError> {
-        self.folder_children(path).await.map(Some)
+        self.folder_children(path, false).await.map(Some)
+    }
+
+    async fn list_folder_versions(&self, path: &str) -> Result<Option<Vec<Listed>>, RemoteError> {
+        self.folder_children(path, !self.browsing).await.map(Some)
     }
 
     fn archived(&self) -> Vec<Archived> {

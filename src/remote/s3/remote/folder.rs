@@ -6,7 +6,7 @@
 use tokio::task::JoinSet;
 
 use super::{
-    Entry, HEAD_CONCURRENCY, Listed, Mtime, Remote, RemoteError, RootState, S3Remote, archive::archive_class,
+    Entry, HEAD_CONCURRENCY, Listed, Mtime, Remote, RemoteError, RootState, S3Remote, Version, archive::archive_class,
     remote_error,
 };
 use crate::{
@@ -25,7 +25,9 @@ impl S3Remote {
     /// `LastModified`; for a job, `X-Amz-Meta-Mtime` by HEAD (as [`super::Remote::list`] does),
     /// since a sync compares them with the other side's mtimes. Objects in an archive class are
     /// handled as in `list` (see `archive.rs`) for a job, and listed as they are when browsing.
-    pub(super) async fn folder_children(&self, path: &str) -> Result<Vec<Listed>, RemoteError> {
+    /// With `unresolved`, files come as [`Listed::Unresolved`] (the listing's version, the mtime
+    /// left to the caller) instead of being read by HEAD.
+    pub(super) async fn folder_children(&self, path: &str, unresolved: bool) -> Result<Vec<Listed>, RemoteError> {
         let prefix = if path.is_empty() { self.prefix.clone() } else { format!("{}{path}/", self.prefix) };
         let shown = if path.is_empty() { self.describe() } else { path.to_owned() };
         let mut pages = self.client.list_objects_v2(
@@ -64,6 +66,14 @@ impl S3Remote {
         }
         let mut heads: JoinSet<Option<Listed>> = JoinSet::new();
         for (rel, obj) in files {
+            if unresolved && archive_class(obj.storage_class.as_deref()).is_none() {
+                let entry = Entry::file(rel, obj.size, ns(obj.last_modified));
+                out.push(Listed::Unresolved {
+                    entry,
+                    version: Version { etag: obj.etag, modified: obj.last_modified },
+                });
+                continue;
+            }
             while heads.len() >= HEAD_CONCURRENCY {
                 out.extend(joined(heads.join_next().await));
             }
