@@ -35,6 +35,10 @@ const MAX_XML_BODY: usize = 64 << 20;
 /// How many times one request may follow a region correction.
 const MAX_REGION_FIXES: u32 = 2;
 
+/// How many times one `aws-chunked` upload is sent again after a chunk was refused (not
+/// otherwise retryable: `SignatureDoesNotMatch` is also the answer to a wrong secret).
+const MAX_CHUNK_REFUSALS: u32 = 2;
+
 /// Data bytes per `aws-chunked` chunk (S3 wants at least 8 KiB in all but the last).
 const CHUNK: NonZeroU64 = NonZeroU64::new(64 * 1024).unwrap();
 
@@ -429,6 +433,7 @@ impl S3Client {
         let policy = self.inner.cfg.retry;
         let mut attempt: u32 = 0;
         let mut region_fixes = 0;
+        let mut chunk_refusals = 0;
         loop {
             attempt += 1;
             let region = match req.fixed_region {
@@ -472,7 +477,12 @@ impl S3Client {
                 attempt -= 1;
                 continue;
             }
-            let retryable = err.is_retryable() || (streamed && refuses_chunk(&err));
+            // A refused chunk is retried twice at most: a wrong secret looks the same to us.
+            let retryable = err.is_retryable()
+                || (streamed && refuses_chunk(&err) && {
+                    chunk_refusals += 1;
+                    chunk_refusals <= MAX_CHUNK_REFUSALS
+                });
             if !retryable || attempt >= policy.max_attempts {
                 if attempt > 1 {
                     tracing::warn!(op = req.op, bucket = req.bucket, key = req.key, attempts = attempt, error = %err, "S3 request failed for good");
@@ -611,7 +621,9 @@ fn map_send_error(target: Box<Target>, err: &hyper_util::client::legacy::Error) 
     while let Some(e) = cur {
         // An `io::Error` hides the error it carries from `source()`: look inside.
         let failure = e.downcast_ref::<SourceFailure>().or_else(|| {
-            e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref::<SourceFailure>())
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<SourceFailure>())
         });
         if let Some(f) = failure {
             return S3Error::Source { target, source: std::io::Error::other(f.0.clone()) };
