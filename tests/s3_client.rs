@@ -801,6 +801,11 @@ async fn https_with_a_private_ca_file() {
     let opts = UploadOptions { chunk_size: 5 * MIB, ..UploadOptions::default() };
     c.upload("tls", "over tls.bin", data.len() as u64, &src, &opts).await.unwrap();
     assert_eq!(sha(&get_bytes(&c, "tls", "over tls.bin").await), sha(&data));
+    // A streamed source goes aws-chunked over https too (its chunks signed, no Content-MD5).
+    let out = c.put_object("tls", "streamed.bin", data.len() as u64, &src, &PutOptions::default()).await.unwrap();
+    assert_eq!(out.etag, md5_etag(&data));
+    assert!(c.sends_aws_chunked());
+    assert_eq!(sha(&get_bytes(&c, "tls", "streamed.bin").await), sha(&data));
     c.put_object_bytes("tls", "small", Bytes::from_static(b"s"), &PutOptions::default()).await.unwrap();
     assert_eq!(get_bytes(&c, "tls", "small").await, b"s");
 
