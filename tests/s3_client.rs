@@ -1,20 +1,26 @@
-//! The S3 client against real servers on loopback: s3s-fs 0.14.1 (verifies every signature), moto 5.2.1 (versioning, Glacier), Debian's rclone 1.60 (mtime interop), a fault proxy (resets, 503 SlowDown) and a TLS proxy with a throwaway CA. Each test starts its own server on a free port with a fresh data dir. Imports the crate's `remote::s3` API and the `common_s3` harness.
+//! The S3 client against real servers on loopback: s3s-fs 0.14.1 (verifies every signature), moto 5.2.1 (versioning, Glacier), Garage 2.5.0 (`aws-chunked` uploads), Debian's rclone 1.60 (mtime interop, reading back), a fault proxy (resets, 503 SlowDown, a server refusing `aws-chunked`) and a TLS proxy with a throwaway CA. Each test starts its own server on a free port with a fresh data dir. Imports the crate's `remote::s3` API and the `common_s3` harness.
 
 mod common_s3;
 
 use std::{
     collections::BTreeMap,
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant, SystemTime},
 };
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{
-    BytesSource, FileSource, GetOptions, ListRequest, MultipartWriter, ObjectIdentifier, PutOptions, Range,
-    RestoreStatus, S3Client, S3Error, TransportKind, UploadOptions, VersionEntry,
+    BytesSource, FileSource, GetOptions, ListRequest, MultipartWriter, ObjectIdentifier, PayloadSigning, PutOptions,
+    Range, RestoreStatus, S3Client, S3Error, TransportKind, UploadOptions, VersionEntry,
 };
-use common_s3::{Proxy, SECRET_KEY, Server, TestPki, TlsProxy, client, random_bytes, rclone, read_all, test_config};
+use common_s3::{
+    Action, Proxy, SECRET_KEY, Server, TestPki, TlsProxy, client, error_response, random_bytes, rclone, read_all,
+    test_config,
+};
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 use tokio::{sync::Semaphore, task::JoinSet};
@@ -220,6 +226,171 @@ async fn multipart_upload_of_four_parts_reads_back_identical() {
 
     // s3s-fs has no ListMultipartUploads (501): tolerated as "unknown".
     assert_eq!(c.list_multipart_uploads("bkt", "").await.unwrap(), None);
+}
+
+/// Requests of operation `op` this client sent (every attempt).
+fn sent(c: &S3Client, op: &str) -> u64 {
+    c.request_counts().into_iter().find(|(o, _)| o == op).map_or(0, |(_, n)| n)
+}
+
+/// Streamed single PUTs (sizes around the 64 KiB chunk) and multipart parts from sources go
+/// `aws-chunked` through a proxy that records their heads, land byte for byte on `srv`, and read
+/// back the same with rclone. `strips_encoding`: the server drops `aws-chunked` from the
+/// `Content-Encoding` it keeps with the object, as S3 does (s3s-fs 0.14.1 keeps it: harmless to
+/// rclone and to us, who read the bytes as they are, but shown as the object's metadata).
+async fn streamed_uploads_land_on(srv: &Server, strips_encoding: bool) {
+    let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let h = heads.clone();
+    let proxy = Proxy::start(
+        srv.addr(),
+        Arc::new(move |_, head| {
+            h.lock().unwrap().push(head.to_owned());
+            Action::Forward
+        }),
+    )
+    .await;
+    let c = srv.client_via(&proxy.endpoint());
+    c.create_bucket("stream").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let single = dir.path().join("single");
+    std::fs::create_dir(&single).unwrap();
+    // Empty, one short chunk, exactly two chunks, many chunks and a tail.
+    for (name, size) in [("empty", 0), ("short", 1000), ("two-chunks", 128 << 10), ("tail", 3 * MIB as usize + 12_345)]
+    {
+        let data = random_bytes(size);
+        let path = single.join(name);
+        std::fs::write(&path, &data).unwrap();
+        let key = format!("single/{name}");
+        let out =
+            c.put_object("stream", &key, size as u64, &FileSource::new(&path), &PutOptions::default()).await.unwrap();
+        assert_eq!(out.etag, md5_etag(&data), "{key}");
+        assert_eq!(get_bytes(&c, "stream", &key).await, data, "{key}");
+    }
+    let big = random_bytes(11 * MIB as usize + 777);
+    let mut w = MultipartWriter::start(&c, "stream", "multi/big.bin", &PutOptions::default(), 2).await.unwrap();
+    for part in big.chunks(5 * MIB as usize) {
+        w.push_source(Arc::new(BytesSource(Bytes::copy_from_slice(part))), part.len() as u64).await.unwrap();
+    }
+    let out = w.finish().await.unwrap();
+    assert!(out.etag.ends_with("-3\""), "three parts: {}", out.etag);
+    assert_eq!(sha(&get_bytes(&c, "stream", "multi/big.bin").await), sha(&big));
+
+    // Every upload went aws-chunked, once each, and none carried Content-MD5.
+    let heads = heads.lock().unwrap().clone();
+    let uploads: Vec<&String> = heads.iter().filter(|h| h.starts_with("put /stream/")).collect();
+    assert_eq!(uploads.len(), 4 + 3, "four PUTs and three parts, none sent twice: {uploads:#?}");
+    for head in uploads {
+        for line in [
+            "content-encoding: aws-chunked\r\n",
+            "x-amz-content-sha256: streaming-aws4-hmac-sha256-payload\r\n",
+            "x-amz-decoded-content-length: ",
+        ] {
+            assert!(head.contains(line), "{line:?} missing: {head}");
+        }
+        assert!(!head.contains("content-md5:"), "{head}");
+    }
+    assert!(c.sends_aws_chunked());
+
+    // rclone reads back the same bytes, and sees no aws-chunked encoding stored with them.
+    let out = srv.rclone(&["check", "--download", single.to_str().unwrap(), "s:stream/single"]);
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && report.contains("0 differences found"), "rclone check --download: {report}");
+    let out = srv.rclone(&["cat", "s:stream/multi/big.bin"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == big, "rclone cat: big.bin differs");
+    let out = srv.rclone(&["lsjson", "-M", "s:stream/single"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && listing.contains("two-chunks"), "{listing}");
+    if strips_encoding {
+        assert!(!listing.contains("aws-chunked"), "the encoding was stored with the objects: {listing}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_uploads_are_sent_aws_chunked_once_and_land_on_s3s_fs() {
+    streamed_uploads_land_on(&Server::s3s_fs(), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_uploads_are_sent_aws_chunked_once_and_land_on_garage() {
+    streamed_uploads_land_on(&Server::garage(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_longer_or_shorter_than_stated_fails_the_streamed_upload() {
+    let srv = Server::s3s_fs();
+    let c = client(&srv.endpoint());
+    c.create_bucket("len").await.unwrap();
+    let src = BytesSource(Bytes::from(random_bytes(200_000)));
+    let err = c.put_object("len", "long", 150_000, &src, &PutOptions::default()).await.unwrap_err();
+    assert!(matches!(err, S3Error::Source { .. }) && err.to_string().contains("longer than its stated size"), "{err}");
+    let err = c.put_object("len", "short", 250_000, &src, &PutOptions::default()).await.unwrap_err();
+    assert!(matches!(err, S3Error::Source { .. }) && err.to_string().contains("50000 bytes before"), "{err}");
+    for key in ["long", "short"] {
+        assert_eq!(c.head_object("len", key).await.unwrap(), None, "{key} was stored");
+    }
+    assert_eq!(sent(&c, "PutObject"), 2, "a failing source is not retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_aws_chunked_gets_hashed_uploads_from_then_on() {
+    let srv = Server::s3s_fs();
+    client(&srv.endpoint()).create_bucket("old").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(2 * MIB as usize + 5);
+    let path = dir.path().join("f");
+    std::fs::write(&path, &data).unwrap();
+    let src = FileSource::new(&path);
+    let len = data.len() as u64;
+    // A proxy answering every aws-chunked request as a server that does not take it would.
+    let refusing = |status: &'static str, code: &'static str| {
+        let refused = Arc::new(AtomicU64::new(0));
+        let r = refused.clone();
+        let policy: common_s3::Policy = Arc::new(move |_, head| {
+            if head.contains("content-encoding: aws-chunked") {
+                r.fetch_add(1, Ordering::SeqCst);
+                Action::Respond(error_response(status, code, "", ""))
+            } else {
+                Action::Forward
+            }
+        });
+        (policy, refused)
+    };
+    for (status, code) in [("501 Not Implemented", "NotImplemented"), ("400 Bad Request", "InvalidArgument")] {
+        let (policy, refused) = refusing(status, code);
+        let proxy = Proxy::start(srv.addr(), policy).await;
+        let c = client(&proxy.endpoint());
+        assert!(c.sends_aws_chunked());
+        let key = format!("{code}/first");
+        let out = c.put_object("old", &key, len, &src, &PutOptions::default()).await.unwrap();
+        assert_eq!(out.etag, md5_etag(&data));
+        assert_eq!((refused.load(Ordering::SeqCst), sent(&c, "PutObject")), (1, 2), "{code}: refused, then redone");
+        assert!(!c.sends_aws_chunked(), "{code}: the refusal is remembered");
+        // The next upload, and a clone's multipart part, go straight to the old mode.
+        let key2 = format!("{code}/second");
+        c.put_object("old", &key2, len, &src, &PutOptions::default()).await.unwrap();
+        let clone = c.clone();
+        let mut w =
+            MultipartWriter::start(&clone, "old", &format!("{code}/multi"), &PutOptions::default(), 1).await.unwrap();
+        w.push_source(Arc::new(FileSource::new(&path)), len).await.unwrap();
+        w.finish().await.unwrap();
+        assert_eq!(refused.load(Ordering::SeqCst), 1, "{code}: asked only once");
+        assert_eq!((sent(&c, "PutObject"), sent(&c, "UploadPart")), (3, 1));
+        for k in [key, key2, format!("{code}/multi")] {
+            assert_eq!(sha(&get_bytes(&c, "old", &k).await), sha(&data), "{k}");
+        }
+    }
+
+    // PayloadSigning::Whole never sends aws-chunked.
+    let (policy, refused) = refusing("501 Not Implemented", "NotImplemented");
+    let proxy = Proxy::start(srv.addr(), policy).await;
+    let mut cfg = test_config(&proxy.endpoint(), SECRET_KEY);
+    cfg.payload_signing = PayloadSigning::Whole;
+    let c = S3Client::new(cfg).unwrap();
+    assert!(!c.sends_aws_chunked());
+    c.put_object("old", "whole", len, &src, &PutOptions::default()).await.unwrap();
+    assert_eq!((refused.load(Ordering::SeqCst), sent(&c, "PutObject")), (0, 1));
+    assert_eq!(sha(&get_bytes(&c, "old", "whole").await), sha(&data));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,6 +801,11 @@ async fn https_with_a_private_ca_file() {
     let opts = UploadOptions { chunk_size: 5 * MIB, ..UploadOptions::default() };
     c.upload("tls", "over tls.bin", data.len() as u64, &src, &opts).await.unwrap();
     assert_eq!(sha(&get_bytes(&c, "tls", "over tls.bin").await), sha(&data));
+    // A streamed source goes aws-chunked over https too (its chunks signed, no Content-MD5).
+    let out = c.put_object("tls", "streamed.bin", data.len() as u64, &src, &PutOptions::default()).await.unwrap();
+    assert_eq!(out.etag, md5_etag(&data));
+    assert!(c.sends_aws_chunked());
+    assert_eq!(sha(&get_bytes(&c, "tls", "streamed.bin").await), sha(&data));
     c.put_object_bytes("tls", "small", Bytes::from_static(b"s"), &PutOptions::default()).await.unwrap();
     assert_eq!(get_bytes(&c, "tls", "small").await, b"s");
 

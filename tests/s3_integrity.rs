@@ -1,7 +1,8 @@
-//! Integrity end to end against Garage 2.5.0, which refuses a body whose `Content-MD5` or signed
-//! payload hash does not match: a proxy that flips one byte of an upload (a single PutObject and
-//! one multipart part) makes Garage refuse it and our retry store the right bytes (read back by GET
-//! and by Debian's rclone); a proxy that flips one byte of a download makes the PULL refuse the file
+//! Integrity end to end against Garage 2.5.0, which refuses a body whose `Content-MD5`, signed
+//! payload hash or `aws-chunked` chunk signature does not match: a proxy that flips one byte of an
+//! upload (a single PutObject from memory and one multipart part streamed `aws-chunked` from the
+//! file) makes Garage refuse it and our retry store the right bytes (read back by GET and by
+//! Debian's rclone); a proxy that flips one byte of a download makes the PULL refuse the file
 //! (checked against the ETag, or rclone's `X-Amz-Meta-Md5chksum` on a multipart object) and write
 //! nothing under its name; an aborted multipart upload leaves none behind. Imports the `common`
 //! (bus, daemon) and `common_s3` (servers, proxy, rclone) harnesses and the crate's S3 client.
@@ -129,14 +130,24 @@ fn once_each(targets: Vec<(String, Vec<&'static str>)>, action: fn() -> Action) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byte_flipped_in_an_upload_is_refused_by_garage_and_sent_again() {
-    // The single PutObject of small.bin and part 2 of big.bin (three 5 MiB parts) are corrupted once.
+    // The single PutObject of small.bin (sent from memory with Content-MD5) and part 3 of big.bin
+    // (5 MiB parts; the last, 2 MiB + 12,345 bytes, streamed aws-chunked: the flipped middle byte
+    // lands in the data of its 17th chunk) are corrupted once.
     let policy = once_each(
         vec![
             ("put /bkt/push/small.bin ".to_owned(), vec![]),
-            ("put /bkt/push/big.bin?".to_owned(), vec!["partnumber=2"]),
+            ("put /bkt/push/big.bin?".to_owned(), vec!["partnumber=3"]),
         ],
         || Action::CorruptRequest,
     );
+    let parts: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let seen = parts.clone();
+    let policy: Policy = Arc::new(move |n, head| {
+        if head.starts_with("put /bkt/push/big.bin?") {
+            seen.lock().unwrap().push(head.to_owned());
+        }
+        policy(n, head)
+    });
     let env = Env::start(policy).await;
     let (small, big) = (random_bytes(300_000), random_bytes(12 * MIB + 12_345));
     std::fs::write(env.data().join("small.bin"), &small).unwrap();
@@ -146,13 +157,19 @@ async fn a_byte_flipped_in_an_upload_is_refused_by_garage_and_sent_again() {
     let (_, s, e, log) = env.run(&t).await;
     assert_eq!((s.as_str(), e.as_str()), ("SUCCESS", ""), "{log}");
     assert_eq!(env.proxy.stats.corrupted.load(Ordering::SeqCst), 2, "the proxy corrupted fewer bodies than planned");
-    // Garage refused both corrupted bodies (400 BadDigest for the Content-MD5 we send; InvalidDigest
-    // when only a payload hash or checksum disagrees), and our client sent them again.
+    // Garage refused both corrupted bodies (400 BadDigest for a Content-MD5, InvalidDigest when
+    // the signed payload hash of data sent from memory disagrees; 400 InvalidRequest "Invalid
+    // payload signature" for a chunk whose signature does not match), and our client sent them
+    // again (the part with a fresh signature chain).
     let stderr = env.daemon.stderr();
     let refusals: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("S3 request failed; retrying"))
-        .filter(|l| l.contains("HTTP 400 BadDigest") || l.contains("HTTP 400 InvalidDigest"))
+        .filter(|l| {
+            l.contains("HTTP 400 BadDigest")
+                || l.contains("HTTP 400 InvalidDigest")
+                || (l.contains("HTTP 400 InvalidRequest") && l.contains("Invalid payload signature"))
+        })
         .collect();
     let retries: Vec<&str> = stderr.lines().filter(|l| l.contains("S3 request failed")).collect();
     assert_eq!(refusals.len(), 2, "expected two digest refusals, each retried: {retries:#?}");
@@ -160,6 +177,10 @@ async fn a_byte_flipped_in_an_upload_is_refused_by_garage_and_sent_again() {
         let op = format!("op=\"{op}\"");
         assert!(refusals.iter().any(|l| l.contains(&op) && l.contains(key)), "{op} {key} not refused: {refusals:#?}");
     }
+    // Every part, the one sent again included, went aws-chunked.
+    let parts = parts.lock().unwrap().clone();
+    assert_eq!(parts.len(), 4, "three parts, one sent twice: {parts:#?}");
+    assert!(parts.iter().all(|h| h.contains("content-encoding: aws-chunked")), "{parts:#?}");
     // What is stored is the source, byte for byte: by our GET, and by rclone.
     assert_eq!(env.get("push/small.bin").await, small);
     assert_eq!(env.get("push/big.bin").await, big);

@@ -6,7 +6,11 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex},
+    num::NonZeroU64,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Instant, SystemTime},
 };
 
@@ -14,7 +18,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request as HttpRequest, Response};
 use hyper::body::Incoming;
 
-use crate::s3sig::{self, Credentials, Payload, RequestParts, Scope};
+use crate::s3sig::{self, ChunkSigner, Credentials, Payload, RequestParts, Scope, Streaming};
 
 use super::{
     config::{DEFAULT_REGION, Endpoint, PayloadSigning, S3Config},
@@ -31,6 +35,13 @@ const MAX_XML_BODY: usize = 64 << 20;
 /// How many times one request may follow a region correction.
 const MAX_REGION_FIXES: u32 = 2;
 
+/// How many times one `aws-chunked` upload is sent again after a chunk was refused (not
+/// otherwise retryable: `SignatureDoesNotMatch` is also the answer to a wrong secret).
+const MAX_CHUNK_REFUSALS: u32 = 2;
+
+/// Data bytes per `aws-chunked` chunk (S3 wants at least 8 KiB in all but the last).
+const CHUNK: NonZeroU64 = NonZeroU64::new(64 * 1024).unwrap();
+
 /// An S3 client: cheap to clone (the connection pool and region cache are
 /// shared). `Debug` prints no secret.
 #[derive(Clone)]
@@ -46,6 +57,8 @@ pub(crate) struct Inner {
     regions: Mutex<HashMap<String, String>>,
     /// Requests sent (every attempt), per operation.
     counts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// The server refused an `aws-chunked` upload: streamed sources are hashed, then sent.
+    chunked_refused: AtomicBool,
 }
 
 impl fmt::Debug for S3Client {
@@ -65,7 +78,9 @@ pub(crate) enum ReqBody<'a> {
     /// instructions where it has them, about three times cheaper than MD5 here); unsigned
     /// (`https://`), `Content-MD5` makes the server check what it stores.
     Data(Bytes),
-    /// `len` bytes of a re-openable source, with `Content-MD5`.
+    /// `len` bytes of a re-openable source: sent `aws-chunked` (read once, every chunk
+    /// signed), or, where the server refuses that or [`PayloadSigning::Whole`] says so, hashed
+    /// first (signed SHA-256, or `Content-MD5` when unsigned) and then sent.
     Source { source: &'a dyn BodySource, len: u64 },
 }
 
@@ -189,6 +204,7 @@ impl S3Client {
                 http,
                 regions: Mutex::new(HashMap::new()),
                 counts: Mutex::default(),
+                chunked_refused: AtomicBool::new(false),
             }),
         })
     }
@@ -217,7 +233,22 @@ impl S3Client {
 
     /// Whether payloads are signed with their SHA-256 on this endpoint.
     pub(crate) fn signs_payload(&self) -> bool {
-        self.inner.cfg.payload_signing == PayloadSigning::Always || !self.inner.endpoint.https
+        matches!(self.inner.cfg.payload_signing, PayloadSigning::Always | PayloadSigning::Whole)
+            || !self.inner.endpoint.https
+    }
+
+    /// Whether `req` goes `aws-chunked`: a streamed source, to a server not known to refuse it.
+    fn streams(&self, req: &Req<'_>) -> bool {
+        matches!(req.body, ReqBody::Source { .. })
+            && self.inner.cfg.payload_signing != PayloadSigning::Whole
+            && !self.inner.chunked_refused.load(Ordering::Relaxed)
+    }
+
+    /// Whether streamed sources are sent `aws-chunked` by this client right now (false once
+    /// the server refused it, or with [`PayloadSigning::Whole`]).
+    #[must_use]
+    pub fn sends_aws_chunked(&self) -> bool {
+        self.inner.cfg.payload_signing != PayloadSigning::Whole && !self.inner.chunked_refused.load(Ordering::Relaxed)
     }
 
     fn cached_region(&self, bucket: &str) -> Option<String> {
@@ -280,10 +311,11 @@ impl S3Client {
     }
 
     /// Sends `req` once and returns the response headers.
+    #[allow(clippy::too_many_lines)] // one request from its parts to the wire reads best in one place
     async fn send_once(
         &self,
         req: &Req<'_>,
-        prep: &Prepared,
+        prep: Option<&Prepared>,
         region: &str,
         progress: &Arc<Progress>,
     ) -> Result<Response<Incoming>, S3Error> {
@@ -292,19 +324,35 @@ impl S3Client {
         let authority = endpoint.authority_for(region);
         let path_style = self.inner.cfg.path_style(endpoint, req.bucket);
         let (host, path) = s3sig::host_and_path(&authority, req.bucket, req.key, path_style);
-        let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 3);
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 4);
         headers.push(("host".to_owned(), host.clone()));
         headers.extend(req.headers.iter().cloned());
-        if let Some(md5) = &prep.content_md5 {
+        // `None`: a streamed source sent `aws-chunked`, its encoded length signed with it.
+        let chunked = match (prep, &req.body) {
+            (None, ReqBody::Source { len, .. }) => {
+                let encoded = Streaming::Signed.encoded_length(*len, CHUNK, &[]);
+                match headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case("content-encoding")) {
+                    Some((_, v)) => *v = format!("aws-chunked,{v}"),
+                    None => headers.push(("content-encoding".to_owned(), "aws-chunked".to_owned())),
+                }
+                headers.push(("x-amz-decoded-content-length".to_owned(), len.to_string()));
+                headers.push(("content-length".to_owned(), encoded.to_string()));
+                Some(encoded)
+            }
+            _ => None,
+        };
+        if let Some(md5) = prep.and_then(|p| p.content_md5.as_ref()) {
             headers.push(("content-md5".to_owned(), md5.clone()));
         }
-        let payload = match (&req.body, &prep.payload_hash) {
+        let payload = match (&req.body, prep.map(|p| &p.payload_hash)) {
             (ReqBody::Empty, _) => Payload::Bytes(&[]),
-            (_, Some(h)) => Payload::Sha256Hex(h),
-            (_, None) => Payload::Unsigned,
+            (_, None) => Payload::Streaming(Streaming::Signed),
+            (_, Some(Some(h))) => Payload::Sha256Hex(h),
+            (_, Some(None)) => Payload::Unsigned,
         };
         let parts = RequestParts::new(req.method.as_str(), &path, &req.query, &headers, payload);
-        let signed = s3sig::sign(&parts, self.credentials(), &Scope::s3(region), SystemTime::now())
+        let (credentials, scope, now) = (self.credentials(), Scope::s3(region), SystemTime::now());
+        let signed = s3sig::sign(&parts, credentials, &scope, now)
             .map_err(|e| S3Error::invalid(target.clone(), format!("cannot sign: {e}")))?;
         let query = s3sig::canonical_query(&req.query);
         let uri = if query.is_empty() {
@@ -318,9 +366,15 @@ impl S3Client {
             ReqBody::Source { source, len } => {
                 let reader =
                     source.open().await.map_err(|source| S3Error::Source { target: target.clone(), source })?;
-                match prep.digests {
-                    Some(d) => RequestBody::reader(reader, *len, d.md5),
-                    None => RequestBody::reader_signed(reader, *len),
+                match (chunked, prep.and_then(|p| p.digests)) {
+                    (Some(encoded), _) => {
+                        // A fresh chain per attempt, seeded by this attempt's signature.
+                        let signer = ChunkSigner::new(credentials, &scope, now, &signed.signature)
+                            .map_err(|e| S3Error::invalid(target.clone(), format!("cannot sign: {e}")))?;
+                        RequestBody::chunked(reader, *len, signer, CHUNK.get() as usize, encoded)
+                    }
+                    (None, Some(d)) => RequestBody::reader(reader, *len, d.md5),
+                    (None, None) => RequestBody::reader_signed(reader, *len),
                 }
             }
         }
@@ -338,7 +392,7 @@ impl S3Client {
             ReqBody::Bytes { data, .. } | ReqBody::Data(data) => data.len() as u64,
             ReqBody::Source { len, .. } => *len,
         };
-        if len > 0 || matches!(req.method, Method::PUT | Method::POST) {
+        if chunked.is_none() && (len > 0 || matches!(req.method, Method::PUT | Method::POST)) {
             builder = builder.header("content-length", len);
         }
         let request = builder
@@ -374,10 +428,12 @@ impl S3Client {
         mode: Mode,
         parse: impl Fn(Reply) -> Result<T, S3Error>,
     ) -> Result<T, S3Error> {
-        let prep = self.prepare(req).await?;
+        let mut streamed = self.streams(req);
+        let mut prep = if streamed { None } else { Some(self.prepare(req).await?) };
         let policy = self.inner.cfg.retry;
         let mut attempt: u32 = 0;
         let mut region_fixes = 0;
+        let mut chunk_refusals = 0;
         loop {
             attempt += 1;
             let region = match req.fixed_region {
@@ -387,7 +443,7 @@ impl S3Client {
             let started = Instant::now();
             *self.inner.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(req.op).or_default() +=
                 1;
-            let result = self.attempt(req, &prep, &region, mode, &parse).await;
+            let result = self.attempt(req, prep.as_ref(), &region, mode, &parse).await;
             tracing::debug!(
                 op = req.op,
                 bucket = req.bucket,
@@ -395,6 +451,7 @@ impl S3Client {
                 attempt,
                 ms = started.elapsed().as_millis() as u64,
                 ok = result.is_ok(),
+                aws_chunked = streamed,
                 "S3 request"
             );
             let err = match result {
@@ -410,7 +467,23 @@ impl S3Client {
                 attempt -= 1;
                 continue;
             }
-            if !err.is_retryable() || attempt >= policy.max_attempts {
+            if streamed && refuses_aws_chunked(&err) {
+                // Not understood, not a fault: send it the old way, and everything after it too.
+                if !self.inner.chunked_refused.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(op = req.op, bucket = req.bucket, key = req.key, error = %err, "S3 server refused an aws-chunked upload; streamed sources are hashed first, then sent, from now on");
+                }
+                streamed = false;
+                prep = Some(self.prepare(req).await?);
+                attempt -= 1;
+                continue;
+            }
+            // A refused chunk is retried twice at most: a wrong secret looks the same to us.
+            let retryable = err.is_retryable()
+                || (streamed && refuses_chunk(&err) && {
+                    chunk_refusals += 1;
+                    chunk_refusals <= MAX_CHUNK_REFUSALS
+                });
+            if !retryable || attempt >= policy.max_attempts {
                 if attempt > 1 {
                     tracing::warn!(op = req.op, bucket = req.bucket, key = req.key, attempts = attempt, error = %err, "S3 request failed for good");
                 }
@@ -434,7 +507,7 @@ impl S3Client {
     async fn attempt<T>(
         &self,
         req: &Req<'_>,
-        prep: &Prepared,
+        prep: Option<&Prepared>,
         region: &str,
         mode: Mode,
         parse: &impl Fn(Reply) -> Result<T, S3Error>,
@@ -486,6 +559,37 @@ impl S3Client {
     }
 }
 
+/// Whether `err`, the answer to an `aws-chunked` upload, shows a server that does not take that
+/// encoding: 501 / `NotImplemented`, or a 400 about the request's form (`InvalidArgument`,
+/// `InvalidRequest`, `XAmzContentSHA256Mismatch`: the `STREAMING-…` payload hash taken for a
+/// digest) that does not speak of a signature (a chunk refused, see [`refuses_chunk`]).
+fn refuses_aws_chunked(err: &S3Error) -> bool {
+    if err.is_not_implemented() {
+        return true;
+    }
+    match err {
+        S3Error::Service { status: 400, code, message, .. } => {
+            matches!(code.as_str(), "InvalidArgument" | "InvalidRequest" | "XAmzContentSHA256Mismatch")
+                && !message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("signature"))
+        }
+        _ => false,
+    }
+}
+
+/// Whether `err`, the answer to an `aws-chunked` upload, refuses a chunk whose signature does
+/// not match its data (altered on the way): sent again with a fresh chain. AWS answers
+/// `SignatureDoesNotMatch` (or `IncompleteBody` for a body cut short), Garage a 400 "Invalid
+/// payload signature"; s3s answers 500, retried anyway.
+fn refuses_chunk(err: &S3Error) -> bool {
+    match err {
+        S3Error::Service { status: 400 | 403, code, message, .. } => {
+            matches!(code.as_str(), "SignatureDoesNotMatch" | "IncompleteBody")
+                || message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("signature"))
+        }
+        _ => false,
+    }
+}
+
 /// Whether a region name from a response may be used in a host name.
 fn valid_region(r: &str) -> bool {
     !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -515,7 +619,13 @@ pub(crate) fn error_from_body(
 fn map_send_error(target: Box<Target>, err: &hyper_util::client::legacy::Error) -> S3Error {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
-        if let Some(f) = e.downcast_ref::<SourceFailure>() {
+        // An `io::Error` hides the error it carries from `source()`: look inside.
+        let failure = e.downcast_ref::<SourceFailure>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<SourceFailure>())
+        });
+        if let Some(f) = failure {
             return S3Error::Source { target, source: std::io::Error::other(f.0.clone()) };
         }
         cur = e.source();

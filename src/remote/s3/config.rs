@@ -13,20 +13,29 @@ use super::error::S3Error;
 /// one `GetBucketLocation` is signed with, as AWS expects).
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// When the request body's SHA-256 is computed and signed.
+/// How request bodies are hashed and signed.
 ///
-/// `Auto` (the default): signed over `http://`, where nothing else protects
-/// the body; `UNSIGNED-PAYLOAD` over `https://`, where TLS protects it in
-/// transit and saves a SHA-256 pass over every byte (the client is CPU-bound
-/// on small NAS boxes). Every upload also sends `Content-MD5`, so in both
-/// cases the server checks what it stores.
+/// Data in memory (files up to 1 MiB, XML bodies, buffered parts): with `Auto` (the default) its
+/// SHA-256 is signed over `http://`, where nothing else protects the body, and
+/// `UNSIGNED-PAYLOAD` with `Content-MD5` goes over `https://`, where TLS protects it in transit
+/// and one MD5 pass replaces the SHA-256 (the client is CPU-bound on small NAS boxes).
+///
+/// Streamed sources (files and parts read from disk, sealed for an encrypted task) are sent
+/// `aws-chunked` (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`) with `Auto` and `Always`: read once,
+/// each 64 KiB chunk signed in a chain the server checks. A server that refuses that encoding
+/// (501 `NotImplemented`, or a 400 showing it did not understand it) gets that request again
+/// the old way, and every later one from the same client: the source hashed first, then sent
+/// (read twice). `Whole` always does that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PayloadSigning {
-    /// Signed over http, unsigned over https.
+    /// Signed over http, unsigned over https; streamed sources `aws-chunked`.
     #[default]
     Auto,
-    /// Always signed (some servers refuse `UNSIGNED-PAYLOAD`).
+    /// Always signed (some servers refuse `UNSIGNED-PAYLOAD`); streamed sources `aws-chunked`.
     Always,
+    /// Always signed with the SHA-256 of the whole body, never `aws-chunked` (for a server that
+    /// mishandles it without refusing it): a streamed source is read twice, hashed then sent.
+    Whole,
 }
 
 /// Bounded exponential backoff with jitter.

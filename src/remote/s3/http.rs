@@ -1,4 +1,4 @@
-//! HTTP plumbing of the S3 client: the pooled hyper client over rustls (ring provider, system roots plus an optional CA file), request bodies (empty, bytes, or a streamed source checked against its digest), streamed response bodies with an idle timeout, and the progress watchdog; may import std, tokio, hyper, hyper-util, hyper-rustls, rustls, `md-5` and the sibling `config`, `error` and `source` modules.
+//! HTTP plumbing of the S3 client: the pooled hyper client over rustls (ring provider, system roots plus an optional CA file), request bodies (empty, bytes, a streamed source checked against its digest, or a source framed `aws-chunked` with chained chunk signatures as it is read), streamed response bodies with an idle timeout, and the progress watchdog; may import std, tokio, hyper, hyper-util, hyper-rustls, rustls, `md-5`, `s3sig` (the chunk signer and framing) and the sibling `config`, `error` and `source` modules.
 
 use std::{
     fmt,
@@ -29,6 +29,7 @@ use tokio::{
 };
 
 use super::{config::S3Config, error::S3Error, source::Reader};
+use crate::s3sig::{ChunkSigner, chunk_header, trailer_section};
 
 /// The pooled HTTP(S) client.
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
@@ -132,6 +133,106 @@ enum Inner {
     Empty,
     Full(Option<Bytes>),
     Reader { reader: Reader, remaining: u64, len: u64, md5: Option<Md5>, expected_md5: Option<[u8; 16]> },
+    Chunked(Box<Chunked>),
+}
+
+/// Length of `;chunk-signature=`, a hex signature and CRLF in a chunk header.
+const CHUNK_HEADER_TAIL: usize = 17 + 64 + 2;
+
+/// A source sent `aws-chunked` (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`): each
+/// chunk is read, signed with the chain and framed as it goes, so the source
+/// is read once.
+struct Chunked {
+    reader: Reader,
+    signer: ChunkSigner,
+    /// Decoded length (`x-amz-decoded-content-length`).
+    len: u64,
+    /// Encoded length (`Content-Length`).
+    encoded: u64,
+    /// Data bytes of every chunk but the last.
+    chunk: usize,
+    /// Data bytes not yet framed.
+    remaining: u64,
+    /// The chunk being read: header room, data, CRLF.
+    buf: Vec<u8>,
+    /// Header room at the front of `buf`.
+    head: usize,
+    /// Data bytes of the chunk being read (0: none started).
+    want: usize,
+    /// Data bytes read into it so far.
+    filled: usize,
+    /// The final chunk has been sent.
+    done: bool,
+}
+
+impl Chunked {
+    /// Polls for the next framed chunk.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, io::Error>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            if self.remaining == 0 {
+                // A source longer than stated would be stored cut short: look for one more byte.
+                let mut probe = [0u8; 1];
+                let mut rb = ReadBuf::new(&mut probe);
+                match self.reader.as_mut().poll_read(cx, &mut rb) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Some(Err(source_error(format!("reading the source failed: {e}")))));
+                    }
+                    Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
+                        return Poll::Ready(Some(Err(source_error(format!(
+                            "source is longer than its stated size of {}",
+                            self.len
+                        )))));
+                    }
+                    Poll::Ready(Ok(())) => {}
+                }
+                self.done = true;
+                let last = self.signer.sign_chunk(&[]);
+                let mut frame = chunk_header(0, &last.signature);
+                frame.push_str(&trailer_section(&[], None));
+                return Poll::Ready(Some(Ok(Bytes::from(frame))));
+            }
+            if self.want == 0 {
+                self.want = usize::try_from(self.remaining.min(self.chunk as u64)).unwrap_or(self.chunk);
+                self.head = format!("{:x}", self.want).len() + CHUNK_HEADER_TAIL;
+                self.buf = vec![0u8; self.head + self.want + 2];
+                self.filled = 0;
+            }
+            let (head, want) = (self.head, self.want);
+            let mut rb = ReadBuf::new(&mut self.buf[head + self.filled..head + want]);
+            match self.reader.as_mut().poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Some(Err(source_error(format!("reading the source failed: {e}")))));
+                }
+                Poll::Ready(Ok(())) => {}
+            }
+            let n = rb.filled().len();
+            if n == 0 {
+                return Poll::Ready(Some(Err(source_error(format!(
+                    "source ended {} bytes before its stated size of {}",
+                    self.remaining - self.filled as u64,
+                    self.len
+                )))));
+            }
+            self.filled += n;
+            if self.filled < want {
+                continue;
+            }
+            let sig = self.signer.sign_chunk(&self.buf[head..head + want]);
+            let header = chunk_header(want, &sig.signature);
+            debug_assert_eq!(header.len(), head);
+            let mut buf = std::mem::take(&mut self.buf);
+            buf[..head].copy_from_slice(header.as_bytes());
+            buf[head + want..].copy_from_slice(b"\r\n");
+            self.remaining -= want as u64;
+            self.want = 0;
+            return Poll::Ready(Some(Ok(Bytes::from(buf))));
+        }
+    }
 }
 
 impl fmt::Debug for RequestBody {
@@ -140,6 +241,7 @@ impl fmt::Debug for RequestBody {
             Inner::Empty => f.write_str("RequestBody::Empty"),
             Inner::Full(b) => write!(f, "RequestBody::Full({} bytes)", b.as_ref().map_or(0, Bytes::len)),
             Inner::Reader { len, .. } => write!(f, "RequestBody::Reader({len} bytes)"),
+            Inner::Chunked(c) => write!(f, "RequestBody::Chunked({} bytes)", c.len),
         }
     }
 }
@@ -175,6 +277,30 @@ impl RequestBody {
         Self { inner: Inner::Reader { reader, remaining: len, len, md5: None, expected_md5: None }, progress: None }
     }
 
+    /// `len` bytes of `reader` framed `aws-chunked` in chunks of `chunk` bytes (the last one
+    /// shorter; at least 8 KiB each, as S3 wants), each signed by `signer`, whose chain starts
+    /// at the seed signature of this very request. The body is
+    /// [`Streaming::Signed`](crate::s3sig::Streaming)`.encoded_length(len, chunk)` bytes long.
+    /// A source that ends early or holds more than `len` bytes fails the request.
+    pub(crate) fn chunked(reader: Reader, len: u64, signer: ChunkSigner, chunk: usize, encoded: u64) -> Self {
+        Self {
+            inner: Inner::Chunked(Box::new(Chunked {
+                reader,
+                signer,
+                len,
+                encoded,
+                chunk: chunk.max(1),
+                remaining: len,
+                buf: Vec::new(),
+                head: 0,
+                want: 0,
+                filled: 0,
+                done: false,
+            })),
+            progress: None,
+        }
+    }
+
     pub(crate) fn with_progress(mut self, progress: Arc<Progress>) -> Self {
         self.progress = Some(progress);
         self
@@ -185,6 +311,7 @@ impl RequestBody {
             Inner::Empty | Inner::Full(None) => 0,
             Inner::Full(Some(b)) => b.len() as u64,
             Inner::Reader { len, .. } => *len,
+            Inner::Chunked(c) => c.encoded,
         }
     }
 }
@@ -204,6 +331,10 @@ impl Body for RequestBody {
             Inner::Full(data) => match data.take() {
                 Some(b) if !b.is_empty() => b,
                 _ => return Poll::Ready(None),
+            },
+            Inner::Chunked(c) => match c.poll_next(cx) {
+                Poll::Ready(Some(Ok(b))) => b,
+                other => return other.map(|o| o.map(|r| r.map(Frame::data))),
             },
             Inner::Reader { reader, remaining, len, md5, expected_md5 } => {
                 if *remaining == 0 {
@@ -254,6 +385,7 @@ impl Body for RequestBody {
             Inner::Empty | Inner::Full(None) => true,
             Inner::Full(Some(b)) => b.is_empty(),
             Inner::Reader { remaining, .. } => *remaining == 0,
+            Inner::Chunked(c) => c.done,
         }
     }
 
@@ -403,6 +535,75 @@ mod tests {
         let body = RequestBody::reader(Box::pin(io::Cursor::new(vec![5u8; 10])), 20, md5);
         let err = drain(body).await.unwrap_err();
         assert!(err.to_string().contains("10 bytes before"), "{err}");
+    }
+
+    /// Hands out at most 1000 bytes per read, so chunks are put together across reads.
+    struct Trickle(Vec<u8>, usize);
+
+    impl AsyncRead for Trickle {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            let at = self.1;
+            let n = buf.remaining().min(1000).min(self.0.len() - at);
+            buf.put_slice(&self.0[at..at + n]);
+            self.1 += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The AWS documented chunked upload (sigv4-streaming.html, as kept in
+    /// `tests/fixtures/sigv4/s3-examples.json`): 66,560 bytes of `a` in 64 KiB chunks.
+    fn aws_chunked_example() -> (serde_json::Value, ChunkSigner) {
+        use crate::s3sig::{Credentials, Scope};
+        let cases: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/sigv4/s3-examples.json")).unwrap();
+        let case =
+            cases.as_array().unwrap().iter().find(|c| c["name"] == "s3-doc/chunked-upload-put-object").unwrap().clone();
+        let creds = Credentials::new(
+            case["credentials"]["access_key_id"].as_str().unwrap(),
+            case["credentials"]["secret_access_key"].as_str().unwrap(),
+        );
+        assert_eq!(case["timestamp"], "2013-05-24T00:00:00Z");
+        let time = std::time::UNIX_EPOCH + Duration::from_secs(1_369_353_600);
+        let seed = case["expected"]["signature"].as_str().unwrap();
+        let signer = ChunkSigner::new(&creds, &Scope::s3("us-east-1"), time, seed).unwrap();
+        (case, signer)
+    }
+
+    #[tokio::test]
+    async fn chunked_body_is_the_aws_example_byte_for_byte() {
+        let (case, signer) = aws_chunked_example();
+        let exp = &case["expected"];
+        let len = case["request"]["decoded_body"]["count"].as_u64().unwrap();
+        let chunk = usize::try_from(case["chunk_size"].as_u64().unwrap()).unwrap();
+        let encoded = exp["encoded_body_length"].as_u64().unwrap();
+        assert_eq!(
+            crate::s3sig::Streaming::Signed.encoded_length(len, std::num::NonZeroU64::new(65536).unwrap(), &[]),
+            encoded
+        );
+        let mut expected = Vec::new();
+        for c in exp["chunks"].as_array().unwrap() {
+            expected.extend_from_slice(c["wire_header"].as_str().unwrap().as_bytes());
+            expected.extend(std::iter::repeat_n(b'a', usize::try_from(c["size"].as_u64().unwrap()).unwrap()));
+            expected.extend_from_slice(b"\r\n");
+        }
+        let data = vec![b'a'; usize::try_from(len).unwrap()];
+        let body = RequestBody::chunked(Box::pin(Trickle(data.clone(), 0)), len, signer.clone(), chunk, encoded);
+        assert_eq!(body.size_hint().exact(), Some(encoded));
+        let wire = drain(body).await.unwrap();
+        assert_eq!(wire.len() as u64, encoded);
+        assert!(wire == expected, "the framed body differs from the AWS example");
+
+        // A source longer than stated, or shorter, fails instead of storing a cut or a gap.
+        let mut longer = data.clone();
+        longer.push(b'a');
+        let body = RequestBody::chunked(Box::pin(io::Cursor::new(longer)), len, signer.clone(), chunk, encoded);
+        let err = drain(body).await.unwrap_err();
+        assert!(err.get_ref().is_some_and(|e| e.is::<SourceFailure>()), "{err}");
+        assert!(err.to_string().contains("longer than its stated size of 66560"), "{err}");
+        let short = data[..66_000].to_vec();
+        let body = RequestBody::chunked(Box::pin(io::Cursor::new(short)), len, signer, chunk, encoded);
+        let err = drain(body).await.unwrap_err();
+        assert!(err.to_string().contains("source ended 560 bytes before its stated size of 66560"), "{err}");
     }
 
     #[tokio::test]

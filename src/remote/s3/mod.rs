@@ -9,11 +9,15 @@
 //!   on 301/307/400 answers; `skip_region` signs for the configured region
 //!   (or `us-east-1`) and never detects. Addressing: path style for custom
 //!   endpoints, virtual-hosted for AWS, unless `force_path_style` says.
-//! * Payloads: every upload carries `Content-MD5`. The body's SHA-256 is
-//!   signed over `http://` and `UNSIGNED-PAYLOAD` is sent over `https://`
-//!   ([`PayloadSigning::Auto`]); a streamed source is read once to hash it
-//!   and again to send it, so a file is never held in memory, and a source
-//!   that changes between the reads fails the request.
+//! * Payloads: data in memory has its SHA-256 signed over `http://`, and goes
+//!   `UNSIGNED-PAYLOAD` with `Content-MD5` over `https://` ([`PayloadSigning::Auto`]). A
+//!   streamed source (a file, a part of one, sealed data) is sent `aws-chunked`
+//!   (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`): read once, each 64 KiB chunk signed in a chain the
+//!   server checks, never held in memory; a retry reads it again with a fresh chain. A server
+//!   that refuses the encoding (501, or a 400 showing it did not understand it) gets that
+//!   request and every later one the old way: the source hashed first, then sent, and a source
+//!   that changes between the reads fails the request ([`PayloadSigning::Whole`] always does
+//!   that).
 //! * Retries: bounded exponential backoff with jitter on 5xx (not 501), 429,
 //!   `SlowDown`, `RequestTimeout`, `InternalError`, connection failures,
 //!   resets and timeouts, and body-integrity refusals (`BadDigest`,

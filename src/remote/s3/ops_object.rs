@@ -419,11 +419,13 @@ impl S3Client {
 
     /// Stores `len` bytes of `source` as `key` in one streamed request.
     ///
-    /// The source is read twice: once to compute `Content-MD5` (and the
-    /// SHA-256 when the payload is signed, see
-    /// [`PayloadSigning`](super::PayloadSigning)), then while sending; it is
-    /// never held in memory. A retry reads it again. If it changes between
-    /// the reads, the request is cut off and fails with [`S3Error::Source`].
+    /// The source is read once, sent `aws-chunked` with every 64 KiB chunk
+    /// signed, and never held in memory; a retry reads it again. Where the
+    /// server refuses `aws-chunked` (or with
+    /// [`PayloadSigning::Whole`](super::PayloadSigning)) it is read twice:
+    /// hashed, then sent; if it changes between the reads, the request is
+    /// cut off and fails with [`S3Error::Source`]. A source shorter or longer
+    /// than `len` fails with [`S3Error::Source`].
     ///
     /// # Errors
     /// Objects over 5 GiB, invalid options, a failing source, and any
