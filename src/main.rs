@@ -24,10 +24,14 @@ struct Args {
     /// Where job logs go [default: /var/log/cloudsyncd on the system bus, else STATE_DIR/logs].
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
+    /// Pull objects of at least this many MiB from S3 in 4 parallel ranged GETs each.
+    #[arg(long, env = "CLOUDSYNCD_RANGED_PULL_FROM", value_name = "MIB", default_value_t = cloudsyncd::remote::s3::DEFAULT_RANGED_CUTOFF >> 20)]
+    ranged_pull_from: u64,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    cloudsyncd::remote::s3::set_ranged_cutoff(args.ranged_pull_from.saturating_mul(1 << 20));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

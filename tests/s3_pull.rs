@@ -54,7 +54,9 @@ impl Env {
         for d in ["src", "dst"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
-        let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
+        // Ranged pulls start at 1 GiB by default; these objects are 65-70 MiB.
+        let daemon =
+            Daemon::start_with(&bus, &dir.path().join("state"), &[("CLOUDSYNCD_RANGED_PULL_FROM", "64")]).await;
         let conn = bus.connect().await;
         let attrs = dict(vec![
             ("access_key_id", v(srv.access_key)),

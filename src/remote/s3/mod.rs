@@ -54,6 +54,7 @@ use client::Req;
 
 pub use client::S3Client;
 pub use config::{DEFAULT_REGION, PayloadSigning, RetryPolicy, S3Config};
+pub use download::{DEFAULT_RANGED_CUTOFF, set_ranged_cutoff};
 pub use error::{S3Error, Target, TransportKind};
 pub use http::ObjectBody;
 pub use mtime::{MTIME_HEADER, MTIME_META, format_mtime, parse_mtime};

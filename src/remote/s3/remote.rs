@@ -397,7 +397,7 @@ impl Remote for S3Remote {
     }
 
     fn ranged_download(&self, size: u64) -> bool {
-        size >= download::RANGED_CUTOFF
+        size >= download::ranged_cutoff()
     }
 
     async fn download_to(&self, entry: &Entry, sink: Arc<dyn WriteAt>, stored: OnStored) -> Result<(), RemoteError> {
