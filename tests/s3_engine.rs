@@ -4,9 +4,7 @@ mod common;
 mod common_s3;
 
 use std::{
-    collections::BTreeMap,
-    os::unix::fs::MetadataExt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, SystemTime},
 };
 
@@ -15,10 +13,11 @@ use cloudsyncd::remote::s3::{GetOptions, ListRequest, ObjectIdentifier, PutOptio
 use common::{
     Bus, Daemon, credential, dict, err_name, get_bool, get_str, job, job_log, manager, map, task, task_run, v, wait_job,
 };
-use common_s3::{ACCESS_KEY, Proxy, SECRET_KEY, Server, client, random_bytes, rclone, rclone_with, read_all};
+use common_s3::{
+    ACCESS_KEY, Proxy, SECRET_KEY, Server, Tree, client, local_tree, random_bytes, rclone, rclone_with, read_all,
+    requests, write_tree,
+};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
-
-type Tree = BTreeMap<String, (Vec<u8>, i128)>;
 
 #[allow(dead_code)] // the servers stay alive for the test
 struct Env {
@@ -118,37 +117,6 @@ impl Env {
                 .unwrap();
         }
     }
-}
-
-fn write_tree(root: &Path, tree: &Tree) {
-    for (rel, (data, mtime)) in tree {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, data).unwrap();
-        let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(*mtime).unwrap());
-        std::fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
-    }
-}
-
-/// Files under `root` (folders left out).
-fn local_tree(root: &Path) -> Tree {
-    fn walk(root: &Path, dir: &Path, out: &mut Tree) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
-        for e in rd {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
-                let ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-                out.insert(rel, (std::fs::read(&p).unwrap(), ns));
-            }
-        }
-    }
-    let mut out = Tree::new();
-    walk(root, root, &mut out);
-    out
 }
 
 /// Nested folders, unicode and spaces, an empty file, and 16 MiB (four 5 MiB parts).
@@ -398,18 +366,6 @@ async fn verify_and_list_buckets_through_the_bus() {
     let (name, msg) = err_name(&e);
     assert_eq!(name, "Failed", "{msg}");
     assert!(!msg.contains(WRONG));
-}
-
-/// The count of `op` in a job log's `Requests:` line (0 when not named).
-fn requests(log: &str, op: &str) -> u64 {
-    let line = log.lines().find(|l| l.contains("Requests: ")).unwrap_or_else(|| panic!("no Requests line:\n{log}"));
-    line.split("Requests: ")
-        .nth(1)
-        .and_then(|rest| rest.split(" (").next())
-        .into_iter()
-        .flat_map(|list| list.split(", "))
-        .find_map(|kv| kv.strip_prefix(op).and_then(|n| n.trim().parse().ok()))
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

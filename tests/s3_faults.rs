@@ -13,24 +13,24 @@ mod common_s3;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{GetOptions, PutOptions, RetryPolicy, S3Client};
 use common::{Bus, Daemon, dict, job_log, manager, map, task_run, v, wait_job};
-use common_s3::{ACCESS_KEY, Action, Policy, Proxy, SECRET_KEY, Server, client, error_response, random_bytes, rclone};
+use common_s3::{
+    ACCESS_KEY, Action, Policy, Proxy, SECRET_KEY, Server, Tree, client, error_response, local_tree, random_bytes,
+    rclone, write_tree,
+};
 use zbus::zvariant::OwnedObjectPath;
 
 /// rel path → (content, mtime ns).
-type Tree = BTreeMap<String, (Vec<u8>, i128)>;
-
 fn sample() -> Tree {
     let mut t = Tree::new();
     t.insert("a.txt".into(), (b"alpha".to_vec(), 1_600_000_000_123_456_789));
@@ -39,37 +39,6 @@ fn sample() -> Tree {
     t.insert("empty".into(), (Vec::new(), 1_600_000_300_000_000_000));
     t.insert("big.bin".into(), (random_bytes(12 << 20), 1_700_000_000_999_999_999));
     t
-}
-
-/// Files under `root`, folders left out.
-fn local_tree(root: &Path) -> Tree {
-    fn walk(root: &Path, dir: &Path, out: &mut Tree) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
-        for e in rd {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
-                let ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-                out.insert(rel, (std::fs::read(&p).unwrap(), ns));
-            }
-        }
-    }
-    let mut out = Tree::new();
-    walk(root, root, &mut out);
-    out
-}
-
-fn write_tree(root: &Path, tree: &Tree) {
-    for (rel, (data, mtime)) in tree {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, data).unwrap();
-        let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(*mtime).unwrap());
-        std::fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
-    }
 }
 
 /// The path of an object request (`get /bkt/f/a.txt http/1.1` → `/bkt/f/a.txt`), `None` for

@@ -11,8 +11,6 @@ mod common;
 mod common_s3;
 
 use std::{
-    collections::BTreeMap,
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -24,14 +22,12 @@ use std::{
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{PutOptions, S3Client};
 use common::{Bus, Daemon, dict, job_log, manager, map, task_run, v, wait_job};
-use common_s3::{Action, Policy, Proxy, Server, random_bytes};
+use common_s3::{Action, Policy, Proxy, Server, Tree, local_tree, random_bytes, requests};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 const MIB: usize = 1 << 20;
 
 /// rel path → (content, mtime ns).
-type Tree = BTreeMap<String, (Vec<u8>, i128)>;
-
 #[allow(dead_code)] // the servers stay alive for the test
 struct Env {
     srv: Server,
@@ -150,39 +146,6 @@ fn write_file(p: &Path, data: &[u8], mtime: i128) {
     std::fs::write(p, data).unwrap();
     let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(mtime).unwrap());
     std::fs::File::options().write(true).open(p).unwrap().set_modified(t).unwrap();
-}
-
-/// Files under `root`, temporary ones included (folders left out).
-fn local_tree(root: &Path) -> Tree {
-    fn walk(root: &Path, dir: &Path, out: &mut Tree) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
-        for e in rd {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
-                let ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-                out.insert(rel, (std::fs::read(&p).unwrap(), ns));
-            }
-        }
-    }
-    let mut out = Tree::new();
-    walk(root, root, &mut out);
-    out
-}
-
-/// The count of `op` in a job log's `Requests:` line (0 when not named).
-fn requests(log: &str, op: &str) -> u64 {
-    let line = log.lines().find(|l| l.contains("Requests: ")).unwrap_or_else(|| panic!("no Requests line:\n{log}"));
-    line.split("Requests: ")
-        .nth(1)
-        .and_then(|rest| rest.split(" (").next())
-        .into_iter()
-        .flat_map(|list| list.split(", "))
-        .find_map(|kv| kv.strip_prefix(op).and_then(|n| n.strip_prefix(' ')).and_then(|n| n.trim().parse().ok()))
-        .unwrap_or(0)
 }
 
 fn assert_same(got: &Tree, want: &Tree) {

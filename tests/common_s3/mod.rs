@@ -793,3 +793,51 @@ impl Drop for TlsProxy {
         self.task.abort();
     }
 }
+
+/// rel path → (content, mtime ns) of the files of a tree.
+pub type Tree = std::collections::BTreeMap<String, (Vec<u8>, i128)>;
+
+/// Writes `tree` under `root` with its mtimes.
+pub fn write_tree(root: &Path, tree: &Tree) {
+    for (rel, (data, mtime)) in tree {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+        let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(*mtime).unwrap());
+        std::fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
+    }
+}
+
+/// Files under `root` (folders left out).
+pub fn local_tree(root: &Path) -> Tree {
+    fn walk(root: &Path, dir: &Path, out: &mut Tree) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            use std::os::unix::fs::MetadataExt as _;
+            if m.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+                let ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+                out.insert(rel, (std::fs::read(&p).unwrap(), ns));
+            }
+        }
+    }
+    let mut out = Tree::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// The count of `op` in a job log's `Requests:` line (0 when not named).
+pub fn requests(log: &str, op: &str) -> u64 {
+    let line = log.lines().find(|l| l.contains("Requests: ")).unwrap_or_else(|| panic!("no Requests line:\n{log}"));
+    line.split("Requests: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" (").next())
+        .into_iter()
+        .flat_map(|list| list.split(", "))
+        .find_map(|kv| kv.strip_prefix(op).and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}

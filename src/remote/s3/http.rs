@@ -202,22 +202,18 @@ impl Chunked {
                 self.filled = 0;
             }
             let (head, want) = (self.head, self.want);
-            let mut rb = ReadBuf::new(&mut self.buf[head + self.filled..head + want]);
-            match self.reader.as_mut().poll_read(cx, &mut rb) {
+            let left = self.remaining - self.filled as u64;
+            let n = match poll_source(
+                self.reader.as_mut(),
+                cx,
+                &mut self.buf[head + self.filled..head + want],
+                left,
+                self.len,
+            ) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Some(Err(source_error(format!("reading the source failed: {e}")))));
-                }
-                Poll::Ready(Ok(())) => {}
-            }
-            let n = rb.filled().len();
-            if n == 0 {
-                return Poll::Ready(Some(Err(source_error(format!(
-                    "source ended {} bytes before its stated size of {}",
-                    self.remaining - self.filled as u64,
-                    self.len
-                )))));
-            }
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Ok(n)) => n,
+            };
             self.filled += n;
             if self.filled < want {
                 continue;
@@ -316,6 +312,26 @@ impl RequestBody {
     }
 }
 
+/// Reads once from a body's source into `dst`: the count, or the error that ends the body (a
+/// failing read, or the source ending `left` bytes before its stated size `len`).
+fn poll_source(
+    reader: Pin<&mut (dyn AsyncRead + Send)>,
+    cx: &mut Context<'_>,
+    dst: &mut [u8],
+    left: u64,
+    len: u64,
+) -> Poll<Result<usize, io::Error>> {
+    let mut rb = ReadBuf::new(dst);
+    match reader.poll_read(cx, &mut rb) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Err(e)) => Poll::Ready(Err(source_error(format!("reading the source failed: {e}")))),
+        Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+            Poll::Ready(Err(source_error(format!("source ended {left} bytes before its stated size of {len}"))))
+        }
+        Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+    }
+}
+
 fn source_error(msg: String) -> io::Error {
     io::Error::other(SourceFailure(msg))
 }
@@ -342,20 +358,11 @@ impl Body for RequestBody {
                 }
                 let want = usize::try_from((*remaining).min(FRAME as u64)).unwrap_or(FRAME);
                 let mut buf = vec![0u8; want];
-                let mut rb = ReadBuf::new(&mut buf);
-                match reader.as_mut().poll_read(cx, &mut rb) {
+                let n = match poll_source(reader.as_mut(), cx, &mut buf, *remaining, *len) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => {
-                        return Poll::Ready(Some(Err(source_error(format!("reading the source failed: {e}")))));
-                    }
-                    Poll::Ready(Ok(())) => {}
-                }
-                let n = rb.filled().len();
-                if n == 0 {
-                    return Poll::Ready(Some(Err(source_error(format!(
-                        "source ended {remaining} bytes before its stated size of {len}"
-                    )))));
-                }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(Ok(n)) => n,
+                };
                 buf.truncate(n);
                 *remaining -= n as u64;
                 if let Some(h) = md5.as_mut() {
