@@ -16,7 +16,7 @@ use std::{
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{BytesSource, GetOptions, ListRequest, ObjectIdentifier, S3Client, UploadOptions};
-use common::{Bus, Daemon, Pool, dict, job, job_log, manager, map, task, task_run, v, wait_job};
+use common::{Bus, Daemon, Pool, dict, job, job_log, manager, map, s3_attrs, task, task_run, v, wait_job};
 use common_s3::{Server, random_bytes, read_all};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
@@ -136,12 +136,7 @@ async fn kill9_at_random_moments_of_s3_pushes_and_pulls_loses_nothing() {
     let mut daemon = Daemon::start(&bus, &state).await;
     let mut conn = bus.connect().await;
     let m = manager(&conn).await;
-    let attrs = dict(vec![
-        ("access_key_id", v(srv.access_key)),
-        ("secret_access_key", v(srv.secret_key)),
-        ("endpoint", v(srv.endpoint().as_str())),
-        ("region", v("us-east-1")),
-    ]);
+    let attrs = s3_attrs(srv.access_key, srv.secret_key, &srv.endpoint());
     m.create_credential("garage", "S3", attrs).await.unwrap();
     let mk = |direction: &str, path: &Path, folder: &str, extra: Vec<(&'static str, OwnedValue)>| {
         let mut cfg: Vec<(&str, OwnedValue)> = vec![

@@ -349,12 +349,7 @@ async fn through_s3s_fs_objects_carry_the_metadata_and_restores_follow_each_owne
     let srv = Server::s3s_fs();
     let s3 = client(&srv.endpoint());
     s3.create_bucket("bkt").await.unwrap();
-    let attrs = dict(vec![
-        ("access_key_id", v(ACCESS_KEY)),
-        ("secret_access_key", v(SECRET_KEY)),
-        ("endpoint", v(srv.endpoint().as_str())),
-        ("region", v("us-east-1")),
-    ]);
+    let attrs = s3_attrs(ACCESS_KEY, SECRET_KEY, &srv.endpoint());
     let cred = manager(&env.conn).await.create_credential("s3s", "S3", attrs).await.unwrap();
     let cred_id = credential(&env.conn, &cred).await.id().await.unwrap();
     source_tree(&env.p("data"));

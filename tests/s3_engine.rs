@@ -11,7 +11,8 @@ use std::{
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{GetOptions, ListRequest, ObjectIdentifier, PutOptions, S3Client};
 use common::{
-    Bus, Daemon, credential, dict, err_name, get_bool, get_str, job, job_log, manager, map, task, task_run, v, wait_job,
+    Bus, Daemon, credential, dict, err_name, get_bool, get_str, job, job_log, manager, map, s3_attrs, task, task_run,
+    v, wait_job,
 };
 use common_s3::{
     ACCESS_KEY, Proxy, SECRET_KEY, Server, Tree, client, local_tree, random_bytes, rclone, rclone_with, read_all,
@@ -47,12 +48,7 @@ impl Env {
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
         let conn = bus.connect().await;
-        let attrs = dict(vec![
-            ("access_key_id", v(ACCESS_KEY)),
-            ("secret_access_key", v(SECRET_KEY)),
-            ("endpoint", v(endpoint.as_str())),
-            ("region", v("us-east-1")),
-        ]);
+        let attrs = s3_attrs(ACCESS_KEY, SECRET_KEY, &endpoint);
         manager(&conn).await.create_credential("s3s", "S3", attrs).await.unwrap();
         Self { srv, proxy, bus, daemon, conn, dir, s3 }
     }

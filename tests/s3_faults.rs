@@ -23,7 +23,7 @@ use std::{
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{GetOptions, PutOptions, RetryPolicy, S3Client};
-use common::{Bus, Daemon, dict, job_log, manager, map, task_run, v, wait_job};
+use common::{Bus, Daemon, dict, job_log, manager, map, s3_attrs, task_run, v, wait_job};
 use common_s3::{
     ACCESS_KEY, Action, Policy, Proxy, SECRET_KEY, Server, Tree, client, error_response, local_tree, random_bytes,
     rclone, write_tree,
@@ -92,12 +92,7 @@ impl Env {
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
         let conn = bus.connect().await;
-        let attrs = dict(vec![
-            ("access_key_id", v(ACCESS_KEY)),
-            ("secret_access_key", v(SECRET_KEY)),
-            ("endpoint", v(proxy.endpoint().as_str())),
-            ("region", v("us-east-1")),
-        ]);
+        let attrs = s3_attrs(ACCESS_KEY, SECRET_KEY, &proxy.endpoint());
         manager(&conn).await.create_credential("s3s", "S3", attrs).await.unwrap();
         Self { srv, proxy, bus, daemon, conn, dir, s3 }
     }

@@ -19,7 +19,7 @@ use std::{
 
 use bytes::Bytes;
 use cloudsyncd::{engine::names::escape_for_log, remote::s3::PutOptions};
-use common::{Bus, Daemon, dict, job_log, manager, map, task_run, v, wait_job};
+use common::{Bus, Daemon, dict, job_log, manager, map, s3_attrs, task_run, v, wait_job};
 use common_s3::{ACCESS_KEY, Action, Proxy, SECRET_KEY, Server, client};
 
 /// Percent-encodes every byte but unreserved ones and `/`, as S3 does with `encoding-type=url`.
@@ -147,12 +147,7 @@ async fn a_hostile_listing_writes_nothing_outside_names_each_bad_key_and_brings_
     std::fs::write(dest.join("local-only.txt"), b"mine").unwrap();
     let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
     let conn = bus.connect().await;
-    let attrs = dict(vec![
-        ("access_key_id", v(ACCESS_KEY)),
-        ("secret_access_key", v(SECRET_KEY)),
-        ("endpoint", v(proxy.endpoint().as_str())),
-        ("region", v("us-east-1")),
-    ]);
+    let attrs = s3_attrs(ACCESS_KEY, SECRET_KEY, &proxy.endpoint());
     manager(&conn).await.create_credential("hostile", "S3", attrs).await.unwrap();
     let cfg = vec![
         ("path", v(dest.to_str().unwrap())),

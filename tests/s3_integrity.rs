@@ -22,7 +22,7 @@ use std::{
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{BytesSource, GetOptions, MultipartWriter, PutOptions, S3Client, UploadOptions};
-use common::{Bus, Daemon, dict, job_log, manager, map, task_run, v, wait_job};
+use common::{Bus, Daemon, dict, job_log, manager, map, s3_attrs, task_run, v, wait_job};
 use common_s3::{Action, Policy, Proxy, Server, error_response, random_bytes, read_all};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
@@ -51,12 +51,7 @@ impl Env {
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
         let conn = bus.connect().await;
-        let attrs = dict(vec![
-            ("access_key_id", v(srv.access_key)),
-            ("secret_access_key", v(srv.secret_key)),
-            ("endpoint", v(proxy.endpoint().as_str())),
-            ("region", v("us-east-1")),
-        ]);
+        let attrs = s3_attrs(srv.access_key, srv.secret_key, &proxy.endpoint());
         manager(&conn).await.create_credential("garage", "S3", attrs).await.unwrap();
         Self { srv, proxy, bus, daemon, conn, dir, s3 }
     }

@@ -21,7 +21,7 @@ use std::{
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{PutOptions, S3Client};
-use common::{Bus, Daemon, dict, job_log, manager, map, task_run, v, wait_job};
+use common::{Bus, Daemon, dict, job_log, manager, map, s3_attrs, task_run, v, wait_job};
 use common_s3::{Action, Policy, Proxy, Server, Tree, local_tree, random_bytes, requests};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
@@ -54,12 +54,7 @@ impl Env {
         let daemon =
             Daemon::start_with(&bus, &dir.path().join("state"), &[("CLOUDSYNCD_RANGED_PULL_FROM", "64")]).await;
         let conn = bus.connect().await;
-        let attrs = dict(vec![
-            ("access_key_id", v(srv.access_key)),
-            ("secret_access_key", v(srv.secret_key)),
-            ("endpoint", v(proxy.endpoint().as_str())),
-            ("region", v("us-east-1")),
-        ]);
+        let attrs = s3_attrs(srv.access_key, srv.secret_key, &proxy.endpoint());
         manager(&conn).await.create_credential("s3", "S3", attrs).await.unwrap();
         Self { srv, proxy, bus, daemon, conn, dir, s3 }
     }

@@ -11,7 +11,7 @@ use std::{
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{ListRequest, PutOptions, S3Client, VersionEntry};
-use common::{Bus, Daemon, dict, job_log, manager, map, task_run, v, wait_job};
+use common::{Bus, Daemon, dict, job_log, manager, map, s3_attrs, task_run, v, wait_job};
 use common_s3::{ACCESS_KEY, SECRET_KEY, Server, client};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
@@ -35,12 +35,7 @@ impl Env {
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
         let conn = bus.connect().await;
-        let attrs = dict(vec![
-            ("access_key_id", v(ACCESS_KEY)),
-            ("secret_access_key", v(SECRET_KEY)),
-            ("endpoint", v(srv.endpoint().as_str())),
-            ("region", v("us-east-1")),
-        ]);
+        let attrs = s3_attrs(ACCESS_KEY, SECRET_KEY, &srv.endpoint());
         manager(&conn).await.create_credential("moto", "S3", attrs).await.unwrap();
         Self { srv, bus, daemon, conn, dir, s3 }
     }

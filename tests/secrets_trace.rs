@@ -16,7 +16,7 @@ use std::{
 };
 
 use base64::Engine as _;
-use common::{Bus, Daemon, credential, dict, job_log, managed, manager, map, task_run, v, wait_job};
+use common::{Bus, Daemon, credential, dict, job_log, managed, manager, map, s3_attrs, task_run, v, wait_job};
 use common_s3::{ACCESS_KEY, Server, client_with};
 
 const SECRET_ACCESS_KEY: &str = "sEcReTaCcEsSkEy-9f3b2a71d0c4e8";
@@ -97,12 +97,7 @@ async fn a_traced_encrypted_push_and_pull_leak_no_secret_anywhere() {
     daemon.wait_owned(&bus).await;
     let conn = bus.connect().await;
 
-    let attrs = dict(vec![
-        ("access_key_id", v(ACCESS_KEY)),
-        ("secret_access_key", v(SECRET_ACCESS_KEY)),
-        ("endpoint", v(srv.endpoint().as_str())),
-        ("region", v("us-east-1")),
-    ]);
+    let attrs = s3_attrs(ACCESS_KEY, SECRET_ACCESS_KEY, &srv.endpoint());
     let cred = manager(&conn).await.create_credential("s3s", "S3", attrs).await.unwrap();
     assert_eq!(credential(&conn, &cred).await.verify().await.unwrap(), (true, String::new()));
     let task = |direction: &'static str, path: PathBuf| {

@@ -31,6 +31,16 @@ pub fn dict(entries: Vec<(&str, OwnedValue)>) -> ArgDict {
     ArgDict(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
+/// The attributes of an S3 credential for `endpoint`, region us-east-1.
+pub fn s3_attrs(access_key: &str, secret_key: &str, endpoint: &str) -> ArgDict {
+    dict(vec![
+        ("access_key_id", v(access_key)),
+        ("secret_access_key", v(secret_key)),
+        ("endpoint", v(endpoint)),
+        ("region", v("us-east-1")),
+    ])
+}
+
 /// A private bus that allows everything: the daemon's own uid check is what is tested.
 pub struct Bus {
     pub dir: tempfile::TempDir,
