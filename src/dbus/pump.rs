@@ -1,6 +1,6 @@
 //! Publishes service events on the bus: job objects appear and vanish, and `PropertiesChanged`
 //! for a job's state and progress goes out at most twice a second, one signal with every
-//! changed property; `Finished` follows the final properties.
+//! changed property; when a job ends, its final properties and then `Finished` go out at once.
 
 use super::{Ctx, TaskIface, job::JobIface, job_path, task_path};
 use crate::service::{Event, JobView};
@@ -82,11 +82,12 @@ pub async fn run(conn: Connection, ctx: Ctx, mut rx: UnboundedReceiver<Event>) {
             }
             _ = tick.tick() => {}
         }
-        // Flush what is due: each job at most every MIN_GAP.
+        // Flush what is due: each job at most every MIN_GAP, and an ended job now (a client
+        // waiting for `Finished` must not wait for the gap).
         let now = Instant::now();
         let mut done = Vec::new();
         for (id, p) in &mut jobs {
-            if p.last_emit.is_some_and(|t| now.duration_since(t) < MIN_GAP) {
+            if !p.finished_pending && p.last_emit.is_some_and(|t| now.duration_since(t) < MIN_GAP) {
                 continue;
             }
             let Ok(view) = ctx.svc.job(*id) else {
