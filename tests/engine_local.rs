@@ -637,3 +637,58 @@ async fn finished_is_not_held_back_by_the_progress_gap() {
     }
     assert!(fastest < Duration::from_millis(400), "Finished came {fastest:?} after Run at best, over 5 runs");
 }
+
+/// A file opened to be uploaded from is checked against the listing: a small one is read whole
+/// when opened and checked after that read (what is sent is one consistent read), a large one
+/// is checked when opened and again after its transfer.
+#[tokio::test]
+async fn an_upload_source_is_the_file_as_listed_or_refused() {
+    use cloudsyncd::{
+        engine::entry::{Entry, Mtime},
+        remote::{Remote as _, RemoteError, local::LocalFs},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fs = LocalFs::new(dir.path(), 1, false);
+    let listed = |path: &str| {
+        let m = std::fs::metadata(dir.path().join(path)).unwrap();
+        let mtime = Mtime(i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()));
+        Entry::file(path, m.len(), mtime)
+    };
+    let refused = |r: Result<_, RemoteError>| match r {
+        Err(RemoteError::Refused { reason, .. }) => reason,
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("not refused"),
+    };
+
+    // Small: read once when opened; later changes to the file do not reach what is sent.
+    write(&dir.path().join("d/small"), b"0123456789", 1_600_000_000);
+    let e = listed("d/small");
+    let src = fs.reopenable(&e).await.unwrap().unwrap();
+    write(&dir.path().join("d/small"), b"changed!!!", 1_700_000_000);
+    assert_eq!(&src.read_range(0, 10).await.unwrap()[..], b"0123456789");
+    assert_eq!(&src.read_range(2, 3).await.unwrap()[..], b"234");
+    let mut all = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut src.open_at(4, 100).await.unwrap(), &mut all).await.unwrap();
+    assert_eq!(all, b"456789");
+    assert_eq!(src.changed().await, None, "checked after the one read");
+    // A small file that is no longer as listed (mtime, or grew, or shrank) is refused at once.
+    let stale = Entry { mtime: Mtime(e.mtime.0 + 1), ..listed("d/small") };
+    assert!(refused(fs.reopenable(&stale).await).contains("changed while it was copied"));
+    std::fs::write(dir.path().join("d/small"), b"0123456789AB").unwrap();
+    let grew = Entry { size: 10, ..listed("d/small") };
+    assert!(refused(fs.reopenable(&grew).await).contains("12 bytes now, 10 listed"));
+    let shrank = Entry { size: 20, ..listed("d/small") };
+    assert!(refused(fs.reopenable(&shrank).await).contains("12 bytes now, 20 listed"));
+
+    // Large: read in place, and a change during the transfer shows in `changed`.
+    let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    write(&dir.path().join("big"), &big, 1_600_000_000);
+    let src = fs.reopenable(&listed("big")).await.unwrap().unwrap();
+    assert_eq!(&src.read_range(100_000, 5).await.unwrap()[..], &big[100_000..100_005]);
+    assert_eq!(src.changed().await, None);
+    write(&dir.path().join("big"), &big[..150_000], 1_600_000_000);
+    assert!(src.changed().await.unwrap().contains("150000 bytes now, 200000 listed"));
+    // Missing: an error naming the path.
+    let err = fs.reopenable(&Entry::file("gone", 1, Mtime(0))).await.err().expect("missing file");
+    assert!(err.to_string().contains("gone"), "{err}");
+}

@@ -287,18 +287,19 @@ impl LocalFs {
     /// Opens the file at `path` for reading, walking the tree without following symlinks.
     async fn open_file(&self, path: &str) -> Result<std::fs::File, RemoteError> {
         let (me, p) = (self.clone(), path.to_owned());
-        let fd = blocking(path, move || {
-            let (parts, name) = split(&p)?;
-            let dir = me.open_dir(&parts, false, &p)?;
-            rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::CLOEXEC | me.nofollow(), Mode::empty()).map_err(
-                |e| match e {
-                    Errno::LOOP => RemoteError::Refused { path: p.clone(), reason: "is a symlink".into() },
-                    e => RemoteError::io(&p, to_io(e)),
-                },
-            )
+        Ok(std::fs::File::from(blocking(path, move || me.open_file_now(&p)).await?))
+    }
+
+    /// [`Self::open_file`] on the calling (blocking) thread.
+    fn open_file_now(&self, p: &str) -> Result<OwnedFd, RemoteError> {
+        let (parts, name) = split(p)?;
+        let dir = self.open_dir(&parts, false, p)?;
+        rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::CLOEXEC | self.nofollow(), Mode::empty()).map_err(|e| {
+            match e {
+                Errno::LOOP => RemoteError::Refused { path: p.to_owned(), reason: "is a symlink".into() },
+                e => RemoteError::io(p, to_io(e)),
+            }
         })
-        .await?;
-        Ok(std::fs::File::from(fd))
     }
 
     /// Gives `fd` (just created in `dir`) the owner and group of `dir`. A refusal (the daemon
@@ -904,11 +905,22 @@ impl Remote for LocalFs {
     }
 
     async fn reopenable(&self, entry: &Entry) -> Result<Option<Arc<dyn RangeSource>>, RemoteError> {
-        let file = Arc::new(self.open_file(&entry.path).await?);
-        let src = LocalFile { file, path: entry.path.clone(), size: entry.size, mtime: entry.mtime };
-        if let Some(why) = src.changed().await {
-            return Err(RemoteError::Refused { path: entry.path.clone(), reason: why });
-        }
+        // One trip to a blocking thread: open, read a small file whole, then check it against
+        // the listing (a small file's upload then needs no more file system calls).
+        let (me, e) = (self.clone(), entry.clone());
+        let src = blocking(&entry.path, move || {
+            let file = std::fs::File::from(me.open_file_now(&e.path)?);
+            let data = match e.size {
+                n if n <= PRELOAD => Some(read_at_most(&file, 0, n).map_err(|err| RemoteError::io(&e.path, err))?),
+                _ => None,
+            };
+            let src = LocalFile { file: Arc::new(file), path: e.path, size: e.size, mtime: e.mtime, data };
+            match src.changed_now() {
+                Some(why) => Err(RemoteError::Refused { path: src.path, reason: why }),
+                None => Ok(src),
+            }
+        })
+        .await?;
         Ok(Some(Arc::new(src)))
     }
 
@@ -1043,6 +1055,10 @@ impl WriteAt for PositionalFile {
     }
 }
 
+/// Files up to this size are read whole when opened as a [`RangeSource`], on the same blocking
+/// trip as the open and the check against the listing.
+const PRELOAD: u64 = 64 * 1024;
+
 /// One open local file as a [`RangeSource`]: positional reads, so readers at different offsets
 /// never disturb each other.
 struct LocalFile {
@@ -1050,11 +1066,72 @@ struct LocalFile {
     path: String,
     size: u64,
     mtime: Mtime,
+    /// The whole file, read when it was opened (small files), checked against the listing after
+    /// the read: what is served from here is one consistent read.
+    data: Option<bytes::Bytes>,
+}
+
+impl LocalFile {
+    /// The bytes `offset..offset + len` of [`Self::data`], if it holds them.
+    fn preloaded(&self, offset: u64, len: u64) -> Option<bytes::Bytes> {
+        let data = self.data.as_ref()?;
+        let start = usize::try_from(offset).ok().filter(|s| *s <= data.len())?;
+        let end = usize::try_from(offset.saturating_add(len)).unwrap_or(usize::MAX).min(data.len());
+        Some(data.slice(start..end))
+    }
+
+    /// [`RangeSource::changed`] on the calling (blocking) thread.
+    fn changed_now(&self) -> Option<String> {
+        changed_since(&self.file, &self.path, (self.size, self.mtime), self.data.as_ref().map(|d| d.len() as u64))
+    }
+}
+
+/// Why `file` (listed as `path` with `listed` size and mtime) is no longer the file listed, if it
+/// is not; `held`: how much of it was read whole (the read must have got all of it).
+fn changed_since(file: &std::fs::File, path: &str, listed: (u64, Mtime), held: Option<u64>) -> Option<String> {
+    let st = match rustix::fs::fstat(file) {
+        Ok(st) => st,
+        // Read whole: the check must hold to send what was read.
+        Err(e) if held.is_some() => return Some(format!("{}: {e}; not copied", escape_for_log(path.as_bytes()))),
+        Err(_) => return None,
+    };
+    let size = match held {
+        Some(n) if n != listed.0 => n,
+        _ => u64::try_from(st.st_size).unwrap_or(0),
+    };
+    (size != listed.0 || mtime_of(&st) != listed.1).then(|| {
+        format!(
+            "{}: changed while it was copied ({size} bytes now, {} listed); not copied",
+            escape_for_log(path.as_bytes()),
+            listed.0
+        )
+    })
+}
+
+/// Up to `len` bytes of `file` from `offset` (fewer only when the file ends first).
+fn read_at_most(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+    use std::os::unix::fs::FileExt as _;
+    let len = usize::try_from(len).map_err(std::io::Error::other)?;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf.into())
 }
 
 #[async_trait::async_trait]
 impl RangeSource for LocalFile {
     async fn open_at(&self, offset: u64, len: u64) -> std::io::Result<ByteStream> {
+        if let Some(data) = self.preloaded(offset, len) {
+            return Ok(Box::pin(std::io::Cursor::new(data)));
+        }
         Ok(Box::pin(PreadReader {
             file: Some(self.file.clone()),
             pos: offset,
@@ -1064,38 +1141,20 @@ impl RangeSource for LocalFile {
     }
 
     async fn read_range(&self, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+        if let Some(data) = self.preloaded(offset, len) {
+            return Ok(data);
+        }
         let file = self.file.clone();
-        let len = usize::try_from(len).map_err(std::io::Error::other)?;
-        tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt as _;
-            let mut buf = vec![0u8; len];
-            let mut got = 0;
-            while got < len {
-                match file.read_at(&mut buf[got..], offset + got as u64) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            buf.truncate(got);
-            Ok(buf.into())
-        })
-        .await
-        .map_err(std::io::Error::other)?
+        tokio::task::spawn_blocking(move || read_at_most(&file, offset, len)).await.map_err(std::io::Error::other)?
     }
 
     async fn changed(&self) -> Option<String> {
-        let file = self.file.clone();
-        let st = tokio::task::spawn_blocking(move || rustix::fs::fstat(&*file)).await.ok()?.ok()?;
-        let size = u64::try_from(st.st_size).unwrap_or(0);
-        (size != self.size || mtime_of(&st) != self.mtime).then(|| {
-            format!(
-                "{}: changed while it was copied ({size} bytes now, {} listed); not copied",
-                escape_for_log(self.path.as_bytes()),
-                self.size
-            )
-        })
+        if self.data.is_some() {
+            // Checked after the read that everything sent comes from.
+            return None;
+        }
+        let (file, path, listed) = (self.file.clone(), self.path.clone(), (self.size, self.mtime));
+        tokio::task::spawn_blocking(move || changed_since(&file, &path, listed, None)).await.ok().flatten()
     }
 }
 
