@@ -4,7 +4,8 @@
 //!
 //! Each folder's sub-folders are listed in place: a common prefix `a/` sorts exactly where
 //! the keys under it would, so expanding it where it stands keeps the whole-key order. Up to
-//! [`LOOKAHEAD`] folders are listed ahead of the consumer, and a folder the caller does not
+//! [`LOOKAHEAD`] folders are listed ahead of the consumer, topped up in walk order each time the
+//! walk enters one (the folders still to come of the deepest folder first), and a folder the caller does not
 //! want (a filter excludes it) is never listed at all. One request per folder costs more
 //! requests than a flat listing where folders are small (task attribute `fast_list` chooses
 //! the flat one), but many servers answer a folder quickly and a deep flat page slowly.
@@ -43,6 +44,8 @@ struct Frame {
     pages: Pages,
     items: VecDeque<Item>,
     done: bool,
+    /// Folders among `items` to be entered whose listing has not started yet, in order.
+    waiting: VecDeque<String>,
 }
 
 impl S3Client {
@@ -79,7 +82,19 @@ impl Walker {
 
     fn frame(&mut self, prefix: &str) -> Frame {
         let pages = self.ahead.remove(prefix).unwrap_or_else(|| self.start(prefix));
-        Frame { pages, items: VecDeque::new(), done: false }
+        Frame { pages, items: VecDeque::new(), done: false, waiting: VecDeque::new() }
+    }
+
+    /// Starts waiting folders until [`LOOKAHEAD`] are listed ahead: the deepest folder's first,
+    /// as the walk will enter them.
+    fn top_up(&mut self, stack: &mut [Frame]) {
+        for frame in stack.iter_mut().rev() {
+            while self.ahead.len() < LOOKAHEAD {
+                let Some(p) = frame.waiting.pop_front() else { break };
+                let pages = self.start(&p);
+                self.ahead.insert(p, pages);
+            }
+        }
     }
 
     async fn run(
@@ -100,8 +115,12 @@ impl Walker {
                 }
                 Some(Item::Folder(p)) => {
                     if enter(&p) {
+                        if top.waiting.front() == Some(&p) {
+                            top.waiting.pop_front();
+                        }
                         let frame = self.frame(&p);
                         stack.push(frame);
+                        self.top_up(&mut stack);
                     }
                 }
                 None if top.done => {
@@ -130,13 +149,14 @@ impl Walker {
                     }
                     let items = merge(page.contents, page.common_prefixes);
                     for item in &items {
-                        if let Item::Folder(p) = item {
-                            if self.ahead.len() >= LOOKAHEAD {
-                                break;
-                            }
-                            if !self.ahead.contains_key(p) && enter(p) {
+                        if let Item::Folder(p) = item
+                            && enter(p)
+                        {
+                            if self.ahead.len() < LOOKAHEAD {
                                 let pages = self.start(p);
                                 self.ahead.insert(p.clone(), pages);
+                            } else {
+                                top.waiting.push_back(p.clone());
                             }
                         }
                     }
