@@ -1,62 +1,31 @@
-//! The sync engine end to end on S3: the real daemon on a private bus, an S3 credential pointing at s3s-fs on loopback, PUSH and PULL in SYNC, COPY and MOVE of a tree with nested folders, unicode and spaces, empty files and a file of more than three parts; then Debian's rclone 1.60 checks the bucket and reads our mtimes, and a tree rclone pushed pulls back byte for byte with its mtimes. Imports the `common` (bus, daemon) and `common_s3` (servers, rclone) harnesses and the crate's S3 client.
+//! The sync engine end to end on S3: the real daemon on a private bus, an S3 credential pointing at s3s-fs on loopback, PUSH and PULL in SYNC, COPY and MOVE of a tree with nested folders, unicode and spaces, empty files and a file of more than three parts; then Debian's rclone 1.60 checks the bucket and reads our mtimes, and a tree rclone pushed pulls back byte for byte with its mtimes. Imports the `common` (bus, daemon), `common_s3` (servers, rclone) and `common_s3env` (server, daemon and credential together) harnesses and the crate's S3 client.
 
 mod common;
 mod common_s3;
+mod common_s3env;
 
-use std::{
-    path::PathBuf,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use cloudsyncd::remote::s3::{GetOptions, ListRequest, ObjectIdentifier, PutOptions, S3Client};
-use common::{
-    Bus, Daemon, credential, dict, err_name, get_bool, get_str, job, job_log, manager, map, s3_attrs, task, task_run,
-    v, wait_job,
-};
+use cloudsyncd::remote::s3::{GetOptions, ListRequest, ObjectIdentifier, PutOptions};
+use common::{credential, dict, err_name, get_bool, get_str, job, job_log, manager, map, task, task_run, v, wait_job};
 use common_s3::{
-    ACCESS_KEY, Proxy, SECRET_KEY, Server, Tree, client, local_tree, random_bytes, rclone, rclone_with, read_all,
-    requests, write_tree,
+    ACCESS_KEY, SECRET_KEY, Server, Tree, local_tree, random_bytes, rclone, rclone_with, read_all, requests, write_tree,
 };
+use common_s3env::S3Env;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
-#[allow(dead_code)] // the servers stay alive for the test
-struct Env {
-    srv: Server,
-    proxy: Option<Proxy>,
-    bus: Bus,
-    daemon: Daemon,
-    conn: zbus::Connection,
-    dir: tempfile::TempDir,
-    s3: S3Client,
+/// s3s-fs with bucket `bkt`, the daemon holding credential `s3s` for it.
+async fn start() -> S3Env {
+    S3Env::on(Server::s3s_fs()).credential("s3s").start().await
 }
 
-impl Env {
-    async fn start() -> Self {
-        Self::start_with(false).await
-    }
+/// As [`start`], but the daemon reaches s3s-fs through the fault proxy.
+async fn start_faulty() -> S3Env {
+    S3Env::on(Server::s3s_fs()).credential("s3s").faults().start().await
+}
 
-    /// With `faults`, the daemon reaches s3s-fs through the fault proxy.
-    async fn start_with(faults: bool) -> Self {
-        let srv = Server::s3s_fs();
-        let proxy = if faults { Some(Proxy::faults(srv.addr()).await) } else { None };
-        let endpoint = proxy.as_ref().map_or_else(|| srv.endpoint(), Proxy::endpoint);
-        let s3 = client(&srv.endpoint());
-        s3.create_bucket("bkt").await.unwrap();
-        let bus = Bus::start();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("data")).unwrap();
-        let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
-        let conn = bus.connect().await;
-        let attrs = s3_attrs(ACCESS_KEY, SECRET_KEY, &endpoint);
-        manager(&conn).await.create_credential("s3s", "S3", attrs).await.unwrap();
-        Self { srv, proxy, bus, daemon, conn, dir, s3 }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
+impl S3Env {
     async fn task(&self, folder: &str, extra: Vec<(&str, OwnedValue)>) -> OwnedObjectPath {
         let attributes =
             map(&[("bucket", v("bkt")), ("folder", v(folder)), ("chunk_size", v(5u64)), ("storage_class", v(""))]);
@@ -141,7 +110,7 @@ fn extraneous() -> Tree {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_and_pull_in_every_mode_then_rclone_agrees() {
-    let env = Env::start().await;
+    let env = start().await;
     let src_tree = sample();
     for (dir, mode) in
         [("PUSH", "SYNC"), ("PUSH", "COPY"), ("PUSH", "MOVE"), ("PULL", "SYNC"), ("PULL", "COPY"), ("PULL", "MOVE")]
@@ -209,7 +178,7 @@ async fn push_and_pull_in_every_mode_then_rclone_agrees() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_pushed_by_rclone_pulls_back_with_its_mtimes() {
-    let env = Env::start().await;
+    let env = start().await;
     let tree = sample();
     let staging = env.dir.path().join("staging");
     write_tree(&staging, &tree);
@@ -226,7 +195,7 @@ async fn a_tree_pushed_by_rclone_pulls_back_with_its_mtimes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_and_pull_through_resets_and_slowdowns() {
-    let env = Env::start_with(true).await;
+    let env = start_faulty().await;
     let tree = sample();
     write_tree(&env.data(), &tree);
     let t = env.task("flaky", vec![("direction", v("PUSH")), ("transfer_mode", v("SYNC"))]).await;
@@ -245,7 +214,7 @@ async fn push_and_pull_through_resets_and_slowdowns() {
     let (j, state, err) = env.run(&t).await;
     assert_eq!((state.as_str(), err.as_str()), ("SUCCESS", ""), "{}", job_log(&env.conn, &j).await);
     assert!(local_tree(&env.data()) == tree, "pulled back byte for byte with mtimes");
-    let stats = &env.proxy.as_ref().unwrap().stats;
+    let stats = &env.proxy().stats;
     let (resets, slowdowns, _) = stats.get();
     let truncated = stats.truncated.load(std::sync::atomic::Ordering::SeqCst);
     assert!(resets >= 5 && slowdowns >= 2 && truncated >= 1, "faults injected: {stats:?}");
@@ -254,7 +223,7 @@ async fn push_and_pull_through_resets_and_slowdowns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_push_to_s3_passes_rclone_cryptcheck_and_pulls_back() {
     const PW: &str = "correct horse battery staple";
-    let env = Env::start().await;
+    let env = start().await;
     let tree = sample();
     let crypt = |names: bool| {
         vec![
@@ -331,7 +300,7 @@ async fn encrypted_push_to_s3_passes_rclone_cryptcheck_and_pulls_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_and_list_buckets_through_the_bus() {
-    let env = Env::start().await;
+    let env = start().await;
     let good =
         credential(&env.conn, &OwnedObjectPath::try_from("/org/cloudsyncd/CloudSync1/credential/1").unwrap()).await;
     assert_eq!(good.verify().await.unwrap(), (true, String::new()));
@@ -366,7 +335,7 @@ async fn verify_and_list_buckets_through_the_bus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_no_change_resync_sends_no_head_and_a_changed_object_is_still_seen() {
-    let env = Env::start().await;
+    let env = start().await;
     let mut tree = Tree::new();
     for i in 0..60 {
         tree.insert(
@@ -426,7 +395,7 @@ async fn a_no_change_resync_sends_no_head_and_a_changed_object_is_still_seen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_encrypted_no_change_resync_sends_no_head() {
     const PW: &str = "no head password";
-    let env = Env::start().await;
+    let env = start().await;
     let mut tree = Tree::new();
     for i in 0..30 {
         tree.insert(
@@ -475,7 +444,7 @@ async fn an_encrypted_no_change_resync_sends_no_head() {
 /// reads flat pages. Both leave the bucket equal to the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_walks_folders_in_key_order_or_reads_flat_pages_with_fast_list() {
-    let env = Env::start().await;
+    let env = start().await;
     let mut tree = Tree::new();
     for (i, p) in ["a.txt", "a/x", "a/y/z", "a/y-1", "a0", "a b/c", "b", "skip/s", "skip-not/t", "z/z/z/z"]
         .into_iter()
@@ -539,7 +508,7 @@ fn entries(list: &[std::collections::HashMap<String, OwnedValue>]) -> (Vec<Row>,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_directory_plain_encrypted_and_missing() {
     const PW: &str = "browse password";
-    let env = Env::start().await;
+    let env = start().await;
     let cred =
         credential(&env.conn, &OwnedObjectPath::try_from("/org/cloudsyncd/CloudSync1/credential/1").unwrap()).await;
     let before = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();

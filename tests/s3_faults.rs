@@ -5,15 +5,17 @@
 //! check clean) or fails naming the file and what happened, with no partial file under a final
 //! name, no temporary file left, and a number of requests bounded by the retry policy (counted at
 //! the proxy). A stall longer than the read timeout is shown on the client (the daemon's timeout is
-//! two minutes). Imports the `common` (bus, daemon) and `common_s3` (s3s-fs, proxy, rclone)
-//! harnesses and the crate's S3 client.
+//! two minutes). Imports the `common` (bus, daemon), `common_s3` (s3s-fs, proxy, rclone) and
+//! `common_s3env` (server, proxy, daemon and credential together) harnesses and the crate's S3
+//! client.
 
 mod common;
 mod common_s3;
+mod common_s3env;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -23,11 +25,12 @@ use std::{
 
 use bytes::Bytes;
 use cloudsyncd::remote::s3::{GetOptions, PutOptions, RetryPolicy, S3Client};
-use common::{Bus, Daemon, dict, job_log, manager, map, s3_attrs, task_run, v, wait_job};
+use common::{dict, job_log, manager, map, task_run, v, wait_job};
 use common_s3::{
-    ACCESS_KEY, Action, Policy, Proxy, SECRET_KEY, Server, Tree, client, error_response, local_tree, random_bytes,
-    rclone, write_tree,
+    Action, Policy, Proxy, SECRET_KEY, Server, Tree, client, error_response, local_tree, random_bytes, rclone,
+    write_tree,
 };
+use common_s3env::S3Env;
 use zbus::zvariant::OwnedObjectPath;
 
 /// rel path → (content, mtime ns).
@@ -70,37 +73,13 @@ impl Counts {
     }
 }
 
-#[allow(dead_code)] // the servers stay alive for the test
-struct Env {
-    srv: Server,
-    proxy: Proxy,
-    bus: Bus,
-    daemon: Daemon,
-    conn: zbus::Connection,
-    dir: tempfile::TempDir,
-    s3: S3Client,
+/// s3s-fs with bucket `bkt`, the daemon holding credential `s3s` for it and reaching it through a
+/// proxy with `policy`.
+async fn start(policy: Policy) -> S3Env {
+    S3Env::on(Server::s3s_fs()).policy(policy).credential("s3s").start().await
 }
 
-impl Env {
-    async fn start(policy: Policy) -> Self {
-        let srv = Server::s3s_fs();
-        let proxy = Proxy::start(srv.addr(), policy).await;
-        let s3 = client(&srv.endpoint());
-        s3.create_bucket("bkt").await.unwrap();
-        let bus = Bus::start();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("data")).unwrap();
-        let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
-        let conn = bus.connect().await;
-        let attrs = s3_attrs(ACCESS_KEY, SECRET_KEY, &proxy.endpoint());
-        manager(&conn).await.create_credential("s3s", "S3", attrs).await.unwrap();
-        Self { srv, proxy, bus, daemon, conn, dir, s3 }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
+impl S3Env {
     async fn task(&self, direction: &str) -> OwnedObjectPath {
         let cfg = vec![
             ("path", v(self.data().to_str().unwrap())),
@@ -170,7 +149,7 @@ async fn a_pull_through_every_fault_completes_byte_for_byte() {
             _ => Action::Forward,
         }
     });
-    let env = Env::start(policy).await;
+    let env = start(policy).await;
     env.put_tree(&tree).await;
     // An old local copy that the pull replaces, and an extra file a SYNC deletes.
     write_tree(&env.data(), &BTreeMap::from([("a.txt".into(), (b"old".to_vec(), 1_500_000_000_000_000_000))]));
@@ -186,7 +165,7 @@ async fn a_pull_through_every_fault_completes_byte_for_byte() {
         let want = if body.len() < 64 << 10 { 2 } else { 6 };
         assert_eq!(counts.get(&format!("get /bkt/f/{rel}")), want, "{rel}: GET requests");
     }
-    let st = &env.proxy.stats;
+    let st = &env.proxy().stats;
     let big = tree.values().filter(|(d, _)| d.len() >= 64 << 10).count() as u64;
     assert_eq!(st.truncated.load(Ordering::SeqCst), 2 * big, "{st:?}");
     assert_eq!(st.stalled.load(Ordering::SeqCst), big, "{st:?}");
@@ -217,7 +196,7 @@ async fn a_pull_from_a_server_that_keeps_failing_ends_failed_within_bounded_requ
             _ => Action::Forward,
         }
     });
-    let env = Env::start(policy).await;
+    let env = start(policy).await;
     let mut tree = sample();
     tree.remove("big.bin");
     let bad = ["slow.bin", "reset.bin", "cut.bin", "short.bin"];
@@ -296,13 +275,13 @@ async fn a_push_through_cut_uploads_stalls_and_cut_replies_then_rclone_check_is_
             _ => Action::Forward,
         }
     });
-    let env = Env::start(policy).await;
+    let env = start(policy).await;
     let tree = sample();
     write_tree(&env.data(), &tree);
     let t = env.task("PUSH").await;
     let (s, e, log) = env.run(&t).await;
     assert_eq!((s.as_str(), e.as_str()), ("SUCCESS", ""), "{log}");
-    let st = &env.proxy.stats;
+    let st = &env.proxy().stats;
     assert!(st.resets.load(Ordering::SeqCst) >= 1 && st.truncated.load(Ordering::SeqCst) >= 1, "{st:?}");
     assert!(st.stalled.load(Ordering::SeqCst) >= 1, "{st:?}");
     let data = env.data();

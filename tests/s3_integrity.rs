@@ -5,14 +5,16 @@
 //! Debian's rclone); a proxy that flips one byte of a download makes the PULL refuse the file
 //! (checked against the ETag, or rclone's `X-Amz-Meta-Md5chksum` on a multipart object) and write
 //! nothing under its name; an aborted multipart upload leaves none behind. Imports the `common`
-//! (bus, daemon) and `common_s3` (servers, proxy, rclone) harnesses and the crate's S3 client.
+//! (bus, daemon), `common_s3` (servers, proxy, rclone) and `common_s3env` (server, proxy, daemon
+//! and credential together) harnesses and the crate's S3 client.
 
 mod common;
 mod common_s3;
+mod common_s3env;
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -21,45 +23,21 @@ use std::{
 };
 
 use bytes::Bytes;
-use cloudsyncd::remote::s3::{BytesSource, GetOptions, MultipartWriter, PutOptions, S3Client, UploadOptions};
-use common::{Bus, Daemon, dict, job_log, manager, map, s3_attrs, task_run, v, wait_job};
-use common_s3::{Action, Policy, Proxy, Server, error_response, random_bytes, read_all};
+use cloudsyncd::remote::s3::{BytesSource, GetOptions, MultipartWriter, PutOptions, UploadOptions};
+use common::{dict, job_log, manager, map, task_run, v, wait_job};
+use common_s3::{Action, Policy, Server, error_response, random_bytes, read_all};
+use common_s3env::S3Env;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 const MIB: usize = 1 << 20;
 
-#[allow(dead_code)] // the servers stay alive for the test
-struct Env {
-    srv: Server,
-    proxy: Proxy,
-    bus: Bus,
-    daemon: Daemon,
-    conn: zbus::Connection,
-    dir: tempfile::TempDir,
-    s3: S3Client,
+/// Garage with bucket `bkt`, the daemon holding credential `garage` for it and reaching it
+/// through a proxy with `policy`.
+async fn start(policy: Policy) -> S3Env {
+    S3Env::on(Server::garage()).policy(policy).credential("garage").start().await
 }
 
-impl Env {
-    /// Garage with bucket `bkt`, and the daemon reaching it through a proxy with `policy`.
-    async fn start(policy: Policy) -> Self {
-        let srv = Server::garage();
-        let s3 = srv.client();
-        s3.create_bucket("bkt").await.unwrap();
-        let proxy = Proxy::start(srv.addr(), policy).await;
-        let bus = Bus::start();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("data")).unwrap();
-        let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
-        let conn = bus.connect().await;
-        let attrs = s3_attrs(srv.access_key, srv.secret_key, &proxy.endpoint());
-        manager(&conn).await.create_credential("garage", "S3", attrs).await.unwrap();
-        Self { srv, proxy, bus, daemon, conn, dir, s3 }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
+impl S3Env {
     /// A task on `bkt/folder` with 5 MiB parts.
     async fn task(&self, folder: &str, direction: &str, mode: &str) -> OwnedObjectPath {
         let attributes =
@@ -143,7 +121,7 @@ async fn a_byte_flipped_in_an_upload_is_refused_by_garage_and_sent_again() {
         }
         policy(n, head)
     });
-    let env = Env::start(policy).await;
+    let env = start(policy).await;
     let (small, big) = (random_bytes(300_000), random_bytes(12 * MIB + 12_345));
     std::fs::write(env.data().join("small.bin"), &small).unwrap();
     std::fs::write(env.data().join("big.bin"), &big).unwrap();
@@ -151,7 +129,7 @@ async fn a_byte_flipped_in_an_upload_is_refused_by_garage_and_sent_again() {
     let t = env.task("push", "PUSH", "SYNC").await;
     let (_, s, e, log) = env.run(&t).await;
     assert_eq!((s.as_str(), e.as_str()), ("SUCCESS", ""), "{log}");
-    assert_eq!(env.proxy.stats.corrupted.load(Ordering::SeqCst), 2, "the proxy corrupted fewer bodies than planned");
+    assert_eq!(env.proxy().stats.corrupted.load(Ordering::SeqCst), 2, "the proxy corrupted fewer bodies than planned");
     // Garage refused both corrupted bodies (400 BadDigest for a Content-MD5, InvalidDigest when
     // the signed payload hash of data sent from memory disagrees; 400 InvalidRequest "Invalid
     // payload signature" for a chunk whose signature does not match), and our client sent them
@@ -195,7 +173,7 @@ async fn a_byte_flipped_in_a_download_is_refused_and_never_written() {
         vec![("get /bkt/pull/single.bin ".to_owned(), vec![]), ("get /bkt/pull/multi.bin ".to_owned(), vec![])],
         || Action::CorruptResponse,
     );
-    let env = Env::start(policy).await;
+    let env = start(policy).await;
     let (single, multi) = (random_bytes(300_000), random_bytes(11 * MIB + 7));
     let put = PutOptions { mtime: Some(1_700_000_000_000_000_000), ..PutOptions::default() };
     // single.bin: one PutObject, its ETag is its MD5.
@@ -209,7 +187,7 @@ async fn a_byte_flipped_in_a_download_is_refused_and_never_written() {
 
     let t = env.task("pull", "PULL", "COPY").await;
     let (_, s, e, log) = env.run(&t).await;
-    assert_eq!(env.proxy.stats.corrupted.load(Ordering::SeqCst), 2, "the proxy corrupted fewer bodies than planned");
+    assert_eq!(env.proxy().stats.corrupted.load(Ordering::SeqCst), 2, "the proxy corrupted fewer bodies than planned");
     assert_eq!(s, "FAILED", "a corrupted download was accepted:\n{log}");
     assert!(!e.is_empty(), "no reason given");
     for (name, from) in [("single.bin", "ETag"), ("multi.bin", "X-Amz-Meta-Md5chksum")] {
@@ -243,7 +221,7 @@ async fn aborted_multipart_uploads_leave_nothing_on_garage() {
             Action::Forward
         }
     });
-    let env = Env::start(policy).await;
+    let env = start(policy).await;
     let c = &env.s3;
 
     // Our client: an upload aborted by hand is gone from ListMultipartUploads.
@@ -260,7 +238,7 @@ async fn aborted_multipart_uploads_leave_nothing_on_garage() {
     let (_, s, _, log) = env.run(&t).await;
     assert_eq!(s, "FAILED", "{log}");
     assert!(log.lines().any(|l| l.contains(" ERROR ") && l.contains("big.bin")), "{log}");
-    assert!(env.proxy.stats.answered.load(Ordering::SeqCst) >= 1, "part 2 was never refused");
+    assert!(env.proxy().stats.answered.load(Ordering::SeqCst) >= 1, "part 2 was never refused");
     let left = c.list_multipart_uploads("bkt", "").await.unwrap();
     assert_eq!(left, Some(vec![]), "multipart uploads left behind");
     assert_eq!(c.head_object("bkt", "abort/big.bin").await.unwrap(), None);

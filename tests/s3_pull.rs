@@ -4,11 +4,12 @@
 //! log); a byte flipped in one range fails the file naming it and leaves neither a temporary nor a
 //! destination file (a multipart object without rclone's MD5 metadata is checked part by part
 //! against its ETag where the server tells the parts); a connection cut mid-range is resumed.
-//! Imports the `common` (bus, daemon) and `common_s3` (servers, proxy, rclone) harnesses and the
-//! crate's S3 client.
+//! Imports the `common` (bus, daemon), `common_s3` (servers, proxy, rclone) and `common_s3env`
+//! (server, proxy, daemon and credential together) harnesses and the crate's S3 client.
 
 mod common;
 mod common_s3;
+mod common_s3env;
 
 use std::{
     path::{Path, PathBuf},
@@ -20,45 +21,28 @@ use std::{
 };
 
 use bytes::Bytes;
-use cloudsyncd::remote::s3::{PutOptions, S3Client};
-use common::{Bus, Daemon, dict, job_log, manager, map, s3_attrs, task_run, v, wait_job};
-use common_s3::{Action, Policy, Proxy, Server, Tree, local_tree, random_bytes, requests};
+use cloudsyncd::remote::s3::PutOptions;
+use common::{dict, job_log, manager, map, task_run, v, wait_job};
+use common_s3::{Action, Policy, Server, Tree, local_tree, random_bytes, requests};
+use common_s3env::S3Env;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 const MIB: usize = 1 << 20;
 
-/// rel path → (content, mtime ns).
-#[allow(dead_code)] // the servers stay alive for the test
-struct Env {
-    srv: Server,
-    proxy: Proxy,
-    bus: Bus,
-    daemon: Daemon,
-    conn: zbus::Connection,
-    dir: tempfile::TempDir,
-    s3: S3Client,
+/// `srv` with bucket `bkt` and local folders `src` and `dst`, the daemon holding credential `s3`
+/// for it and reaching it through a proxy with `policy`.
+async fn start(srv: Server, policy: Policy) -> S3Env {
+    S3Env::on(srv)
+        .policy(policy)
+        .folders(&["src", "dst"])
+        // Ranged pulls start at 1 GiB by default; these objects are 65-70 MiB.
+        .daemon_env(&[("CLOUDSYNCD_RANGED_PULL_FROM", "64")])
+        .credential("s3")
+        .start()
+        .await
 }
 
-impl Env {
-    /// `srv` with bucket `bkt`, and the daemon reaching it through a proxy with `policy`.
-    async fn start(srv: Server, policy: Policy) -> Self {
-        let s3 = srv.client();
-        s3.create_bucket("bkt").await.unwrap();
-        let proxy = Proxy::start(srv.addr(), policy).await;
-        let bus = Bus::start();
-        let dir = tempfile::tempdir().unwrap();
-        for d in ["src", "dst"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
-        // Ranged pulls start at 1 GiB by default; these objects are 65-70 MiB.
-        let daemon =
-            Daemon::start_with(&bus, &dir.path().join("state"), &[("CLOUDSYNCD_RANGED_PULL_FROM", "64")]).await;
-        let conn = bus.connect().await;
-        let attrs = s3_attrs(srv.access_key, srv.secret_key, &proxy.endpoint());
-        manager(&conn).await.create_credential("s3", "S3", attrs).await.unwrap();
-        Self { srv, proxy, bus, daemon, conn, dir, s3 }
-    }
-
+impl S3Env {
     fn src(&self) -> PathBuf {
         self.dir.path().join("src")
     }
@@ -159,7 +143,7 @@ fn ranged_get_of(head: &str, name: &str) -> bool {
 }
 
 async fn pulls_in_ranges(srv: Server) {
-    let env = Env::start(srv, Arc::new(|_, _| Action::Forward)).await;
+    let env = start(srv, Arc::new(|_, _| Action::Forward)).await;
     let want = env.seed().await;
     let pull = env.task(&env.dst(), "PULL").await;
     let (s, e, log) = env.run(&pull).await;
@@ -200,11 +184,11 @@ async fn a_flipped_byte_fails_the_file(srv: Server, caught: &[(&'static str, &'s
         }
         Action::Forward
     });
-    let env = Env::start(srv, policy).await;
+    let env = start(srv, policy).await;
     let want = env.seed().await;
     let pull = env.task(&env.dst(), "PULL").await;
     let (s, e, log) = env.run(&pull).await;
-    assert_eq!(env.proxy.stats.corrupted.load(Ordering::SeqCst), caught.len() as u64, "{log}");
+    assert_eq!(env.proxy().stats.corrupted.load(Ordering::SeqCst), caught.len() as u64, "{log}");
     assert_eq!(s, "FAILED", "a corrupted download was accepted:\n{log}");
     assert!(!e.is_empty(), "no reason given");
     for (name, from) in caught {
@@ -255,12 +239,12 @@ async fn a_connection_cut_mid_range_is_resumed() {
         }
         Action::Forward
     });
-    let env = Env::start(Server::s3s_fs(), policy).await;
+    let env = start(Server::s3s_fs(), policy).await;
     let want = env.seed().await;
     let pull = env.task(&env.dst(), "PULL").await;
     let (s, e, log) = env.run(&pull).await;
     assert_eq!((s.as_str(), e.as_str()), ("SUCCESS", ""), "{log}");
-    assert!(env.proxy.stats.truncated.load(Ordering::SeqCst) >= 2, "no range was cut");
+    assert!(env.proxy().stats.truncated.load(Ordering::SeqCst) >= 2, "no range was cut");
     assert_same(&local_tree(&env.dst()), &want);
     // Each cut range was asked for again from where it broke (one more ranged GET per cut).
     assert_eq!(requests(&log, "GetObjectRange"), 14, "{log}");

@@ -1,7 +1,8 @@
-//! Jobs on moto's S3 (it versions buckets and knows storage classes): `hard_delete` removes every version of a file a SYNC deletes (and nothing else), and GLACIER objects are reported — not read, not deleted, the job FAILED saying what to do — with `glacier_restore` sending RestoreObject. The real daemon on a private bus; imports the `common` (bus, daemon) and `common_s3` (servers) harnesses and the crate's S3 client.
+//! Jobs on moto's S3 (it versions buckets and knows storage classes): `hard_delete` removes every version of a file a SYNC deletes (and nothing else), and GLACIER objects are reported — not read, not deleted, the job FAILED saying what to do — with `glacier_restore` sending RestoreObject. The real daemon on a private bus; imports the `common` (bus, daemon), `common_s3` (servers) and `common_s3env` (server, daemon and credential together) harnesses and the crate's S3 client.
 
 mod common;
 mod common_s3;
+mod common_s3env;
 
 use std::{
     collections::BTreeMap,
@@ -10,40 +11,18 @@ use std::{
 };
 
 use bytes::Bytes;
-use cloudsyncd::remote::s3::{ListRequest, PutOptions, S3Client, VersionEntry};
-use common::{Bus, Daemon, dict, job_log, manager, map, s3_attrs, task_run, v, wait_job};
-use common_s3::{ACCESS_KEY, SECRET_KEY, Server, client};
+use cloudsyncd::remote::s3::{ListRequest, PutOptions, VersionEntry};
+use common::{dict, job_log, manager, map, task_run, v, wait_job};
+use common_s3::Server;
+use common_s3env::S3Env;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
-#[allow(dead_code)] // the server and daemon stay alive for the test
-struct Env {
-    srv: Server,
-    bus: Bus,
-    daemon: Daemon,
-    conn: zbus::Connection,
-    dir: tempfile::TempDir,
-    s3: S3Client,
+/// moto with `bucket`, the daemon holding credential `moto` for it.
+async fn start(bucket: &str) -> S3Env {
+    S3Env::on(Server::moto()).bucket(bucket).credential("moto").start().await
 }
 
-impl Env {
-    async fn start(bucket: &str) -> Self {
-        let srv = Server::moto();
-        let s3 = client(&srv.endpoint());
-        s3.create_bucket(bucket).await.unwrap();
-        let bus = Bus::start();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("data")).unwrap();
-        let daemon = Daemon::start(&bus, &dir.path().join("state")).await;
-        let conn = bus.connect().await;
-        let attrs = s3_attrs(ACCESS_KEY, SECRET_KEY, &srv.endpoint());
-        manager(&conn).await.create_credential("moto", "S3", attrs).await.unwrap();
-        Self { srv, bus, daemon, conn, dir, s3 }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
+impl S3Env {
     async fn task(&self, attrs: Vec<(&str, OwnedValue)>, extra: Vec<(&str, OwnedValue)>) -> OwnedObjectPath {
         let mut cfg = vec![
             ("path", v(self.data().to_str().unwrap())),
@@ -118,7 +97,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hard_delete_removes_every_version_and_only_that_file() {
-    let env = Env::start("ver").await;
+    let env = start("ver").await;
     env.s3.put_bucket_versioning("ver", true).await.unwrap();
     let data = env.data();
     for f in ["soft.txt", "hard.txt", "hard.txt.bak", "keep/other.txt"] {
@@ -172,7 +151,7 @@ async fn hard_delete_removes_every_version_and_only_that_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn glacier_objects_are_reported_not_read_nor_deleted_and_restored_when_asked() {
-    let env = Env::start("cold").await;
+    let env = start("cold").await;
     env.put("cold", "g/a.txt", b"alpha", None).await;
     env.put("cold", "g/sub/b.txt", b"bravo", None).await;
     env.put("cold", "g/frozen.bin", b"ice", Some("GLACIER")).await;
