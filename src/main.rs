@@ -1,4 +1,4 @@
-//! The `cloudsyncd` binary: arguments, logging, runtime.
+//! The `cloudsyncd` binary: arguments, logging, the allocator's thresholds, runtime; may import the library, clap, tracing-subscriber, anyhow and libc.
 
 use clap::Parser;
 use cloudsyncd::daemon::{self, Bus, Options};
@@ -29,7 +29,33 @@ struct Args {
     ranged_pull_from: u64,
 }
 
+/// Large blocks (a read buffer, a batch of upload records) are taken from and given back to the
+/// system directly above this size, and free memory above this much at the top of an arena is
+/// given back.
+const MALLOC_THRESHOLD: i32 = 512 << 10;
+
+/// Keeps glibc's allocator from holding on to freed memory as a run goes on. By default glibc
+/// raises its mmap threshold to the size of each large block freed, and its trim threshold to
+/// twice that, so every arena (one per thread that allocates) keeps megabytes it no longer
+/// uses: the daemon's peak RSS grew from 14 to 21 MiB between pushes of 10,000 and 100,000
+/// files, with a live heap of about 1 MiB. Fixed thresholds: 16.6 MiB at 100,000 files.
+#[cfg(target_env = "gnu")]
+#[allow(unsafe_code)]
+fn bound_allocator_retention() {
+    // SAFETY: `mallopt` takes two integers, no pointers, and only changes the allocator's tuning
+    // parameters (under its own lock); it is called first thing in `main`, before any other
+    // thread exists, and a refusal (return value 0) leaves the defaults in place.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, MALLOC_THRESHOLD);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn bound_allocator_retention() {}
+
 fn main() -> anyhow::Result<()> {
+    bound_allocator_retention();
     let args = Args::parse();
     cloudsyncd::remote::s3::set_ranged_cutoff(args.ranged_pull_from.saturating_mul(1 << 20));
     tracing_subscriber::fmt()
