@@ -34,8 +34,14 @@ async fn write(r: &S3Remote, path: &str, data: &[u8], mtime: i128) -> Result<(),
 }
 
 async fn list(r: &Arc<S3Remote>, exclude: &[&str]) -> Vec<Listed> {
+    list_hinted(r, exclude, &[]).await
+}
+
+/// [`list`] with folders to list from the start.
+async fn list_hinted(r: &Arc<S3Remote>, exclude: &[&str], hints: &[&str]) -> Vec<Listed> {
     let filter = Filter::new(&[], &exclude.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
-    let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false, versions: false };
+    let hints = hints.iter().map(|h| (*h).to_owned()).collect();
+    let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false, versions: false, hints };
     let (tx, mut rx) = mpsc::channel(4);
     let r2 = r.clone();
     let task = tokio::spawn(async move { r2.list(opts, tx).await });
@@ -278,15 +284,8 @@ async fn owner_mode_and_acl_travel_as_rclone_metadata() {
     assert_eq!(r.read_meta("missing").await.unwrap(), None);
 }
 
-/// A tree listed folder by folder keeps several folder listings in flight all the way through,
-/// not only for the first few: each folder the walk enters starts the next one waiting. Every
-/// folder listing is held 300 ms by a proxy; a folder whose listing started alone, with no other
-/// within 150 ms of it, was listed in series with the walk (before the fix, 12 of these 20).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_folder_walk_keeps_listings_ahead_of_it() {
-    use common_s3::{Action, Proxy};
-    use std::time::{Duration, Instant};
-    let srv = Server::s3s_fs();
+/// Bucket `bkt` with folders `d00` to `d19` of two objects each; their keys in order.
+async fn twenty_folders(srv: &Server) -> Vec<String> {
     let c = client(&srv.endpoint());
     c.create_bucket("bkt").await.unwrap();
     let mut keys = Vec::new();
@@ -297,6 +296,19 @@ async fn a_folder_walk_keeps_listings_ahead_of_it() {
             keys.push(key);
         }
     }
+    keys
+}
+
+/// A tree listed folder by folder keeps several folder listings in flight all the way through,
+/// not only for the first few: each folder the walk enters starts the next one waiting. Every
+/// folder listing is held 300 ms by a proxy; a folder whose listing started alone, with no other
+/// within 150 ms of it, was listed in series with the walk (before the fix, 12 of these 20).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_walk_keeps_listings_ahead_of_it() {
+    use common_s3::{Action, Proxy};
+    use std::time::{Duration, Instant};
+    let srv = Server::s3s_fs();
+    let keys = twenty_folders(&srv).await;
     let starts: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
     let seen = starts.clone();
     let proxy = Proxy::start(
@@ -325,4 +337,66 @@ async fn a_folder_walk_keeps_listings_ahead_of_it() {
     let near = |a: Instant, b: Instant| a.max(b).duration_since(a.min(b)) < Duration::from_millis(150);
     let alone = (0..starts.len()).filter(|&i| !(0..starts.len()).any(|j| j != i && near(starts[i], starts[j]))).count();
     assert!(alone <= 4, "{alone} of 20 folder listings started alone, in series with the walk");
+}
+
+/// Folders hinted by the last run are listed alongside the root listing instead of after it, and
+/// only once each; a hinted folder that is gone costs its one listing (and the hints under it
+/// theirs) and changes nothing; a hinted folder the filter excludes is never listed. The proxy
+/// holds the root listing 300 ms and notes when each folder listing starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hinted_folders_are_listed_with_the_root_and_once() {
+    use common_s3::{Action, Proxy};
+    use std::time::{Duration, Instant};
+    let srv = Server::s3s_fs();
+    let keys = twenty_folders(&srv).await;
+    type Starts = Vec<(Instant, Option<String>)>;
+    let log: Arc<std::sync::Mutex<Starts>> = Arc::default();
+    let seen = log.clone();
+    let proxy = Proxy::start(
+        srv.addr(),
+        Arc::new(move |_, head| {
+            let line = head.lines().next().unwrap_or_default();
+            if !(line.starts_with("get /bkt?") && line.contains("list-type=2")) {
+                return Action::Forward;
+            }
+            let folder = line
+                .split(['?', '&', ' '])
+                .find_map(|kv| kv.strip_prefix("prefix="))
+                .filter(|p| !p.is_empty())
+                .map(|p| p.replace("%2f", "/"));
+            let root = folder.is_none();
+            seen.lock().unwrap().push((Instant::now(), folder));
+            if root { Action::Stall(0, Duration::from_millis(300)) } else { Action::Forward }
+        }),
+    )
+    .await;
+    let r = remote(&client(&proxy.endpoint()), "");
+    let hints = ["d00", "d01", "d02", "gone", "gone/deeper", "d03"];
+    let listed: Vec<String> = list_hinted(&r, &["d01/**"], &hints)
+        .await
+        .into_iter()
+        .filter_map(|l| match l {
+            Listed::Entry(e) if e.is_file() => Some(e.path),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<String> = keys.into_iter().filter(|k| !k.starts_with("d01/")).collect();
+    assert_eq!(listed, want, "every object once, in key order, d01 excluded");
+    let log = log.lock().unwrap().clone();
+    let root_at = log.iter().find(|(_, f)| f.is_none()).expect("a root listing").0;
+    let folders: Vec<(Instant, String)> = log.iter().filter_map(|(t, f)| f.clone().map(|f| (*t, f))).collect();
+    let mut names: Vec<&str> = folders.iter().map(|(_, f)| f.as_str()).collect();
+    names.sort_unstable();
+    let mut expected: Vec<String> = (0..20).filter(|d| *d != 1).map(|d| format!("d{d:02}/")).collect();
+    expected.extend(["gone/".to_owned(), "gone/deeper/".to_owned()]);
+    expected.sort_unstable();
+    assert_eq!(names, expected, "each folder listed once; the excluded d01 never");
+    let early: Vec<&str> = folders
+        .iter()
+        .filter(|(t, _)| t.saturating_duration_since(root_at) < Duration::from_millis(250))
+        .map(|(_, f)| f.as_str())
+        .collect();
+    for h in ["d00/", "d02/", "d03/", "gone/", "gone/deeper/"] {
+        assert!(early.contains(&h), "{h} was not listed while the root listing was held: {early:?}");
+    }
 }

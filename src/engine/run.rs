@@ -22,7 +22,7 @@ use crate::{
     crypt::Cipher,
     model::{Credential, CredentialAttrs, Direction, Ownership, TaskConfig, TransferMode, task::TaskAttrs},
     remote::{
-        Archived, ListOptions, Listed, Remote, RootState,
+        Archived, LIST_HINTS, ListOptions, Listed, Remote, RootState,
         crypt::{CryptRemote, derive_cipher},
         local::{LocalFs, Notes, Owners},
         s3::{RESTORE_DAYS, S3Client, S3Config, S3Remote},
@@ -526,7 +526,7 @@ async fn transfer(
         Ok(f) => Arc::new(f),
         Err(e) => return Outcome::Failed(format!("filter: {e}")),
     };
-    let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks, versions: true };
+    let opts = ListOptions { filter, follow_symlinks: c.follow_symlinks, versions: true, hints: Vec::new() };
     if let Some(crypt) = crypt.filter(|_| c.filename_encryption && c.direction == Direction::Push) {
         // rclone fails such names one by one mid-run; we refuse the job before any transfer.
         let (shown, count) = long_names(&src, &opts, crypt.cipher()).await;
@@ -594,12 +594,24 @@ async fn transfer(
         Direction::Push => (stx, resolved(&dst, dtx)),
         Direction::Pull => (resolved(&src, stx), dtx),
     };
+    // The folders the last run met first: a bucket walked folder by folder lists them at once.
+    let hints = match &seen {
+        Some(s) => {
+            let s = s.clone();
+            tokio::task::spawn_blocking(move || s.first_folders(LIST_HINTS)).await.unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let (src_hints, dst_hints) = match c.direction {
+        Direction::Push => (Vec::new(), hints),
+        Direction::Pull => (hints, Vec::new()),
+    };
     let src_list = {
-        let (src, opts) = (src.clone(), opts.clone());
+        let (src, opts) = (src.clone(), ListOptions { hints: src_hints, ..opts.clone() });
         tokio::spawn(async move { src.list(opts, stx).await })
     };
     let dst_list = {
-        let (dst, opts) = (dst.clone(), ListOptions { follow_symlinks: false, ..opts });
+        let (dst, opts) = (dst.clone(), ListOptions { follow_symlinks: false, hints: dst_hints, ..opts });
         tokio::spawn(async move {
             if dst_missing {
                 drop(dtx);

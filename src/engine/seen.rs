@@ -33,6 +33,9 @@ pub const RUN_RECORDS: usize = 16_384;
 /// open files and their read buffers stay bounded however many files a run uploads.
 const MERGE_FAN: usize = 64;
 
+/// Records read at most to find the folders a listing may start early ([`Seen::first_folders`]).
+const HINT_SCAN: usize = 4096;
+
 /// Stats (HEAD requests) in flight while resolving.
 const STAT_CONCURRENCY: usize = 16;
 
@@ -204,6 +207,31 @@ impl Seen {
             remote,
             state: Arc::new(Mutex::new(State { old, listed, uploads: Vec::new(), runs: Vec::new(), failed })),
         }
+    }
+
+    /// Up to `n` folders of the files the last run saw, in the order a walk enters them (each
+    /// folder before those inside it, all in key order), from the first [`HINT_SCAN`] records;
+    /// none when there is no usable cache. Reads the file: call it on a blocking thread.
+    #[must_use]
+    pub fn first_folders(&self, n: usize) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let Ok(mut rd) = RecordReader::open(&self.file, Some(&self.remote)) else { return out };
+        for _ in 0..HINT_SCAN {
+            let Some(r) = rd.head.take() else { break };
+            for (i, _) in r.p.match_indices('/') {
+                let folder = &r.p[..i];
+                if !out.iter().any(|f| f == folder) {
+                    if out.len() == n {
+                        return out;
+                    }
+                    out.push(folder.to_owned());
+                }
+            }
+            if rd.advance().is_err() {
+                break;
+            }
+        }
+        out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -517,6 +545,24 @@ mod tests {
         let names: Vec<&str> = all.iter().map(|r| r.p.as_str()).collect();
         assert_eq!(names, ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "same"]);
         assert_eq!(all[10].w, Some((9, 0)), "the last run's record of a path wins");
+    }
+
+    #[test]
+    fn first_folders_come_in_walk_order_from_the_last_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("task-1.cbor");
+        assert!(Seen::open(file.clone(), "r".into()).first_folders(8).is_empty(), "no cache yet");
+        let seen = Seen::open(file.clone(), "r".into());
+        let ver = Version { etag: "\"x\"".into(), modified: 50 };
+        for p in ["a.txt", "a/x/1", "a/x/2", "a/y", "b/z/deep/f", "c/1", "d/1"] {
+            seen.listed(&Entry::file(p, 1, Mtime::from_parts(1, 0)), &ver);
+        }
+        seen.commit().unwrap();
+        let seen = Seen::open(file.clone(), "r".into());
+        assert_eq!(seen.first_folders(8), ["a", "a/x", "b", "b/z", "b/z/deep", "c", "d"]);
+        assert_eq!(seen.first_folders(3), ["a", "a/x", "b"]);
+        // Written for another remote: not used.
+        assert!(Seen::open(file, "other".into()).first_folders(8).is_empty());
     }
 
     #[test]

@@ -343,6 +343,7 @@ impl CryptRemote {
             filter: Arc::new(Filter::new(&[], &[]).expect("no rules is a valid filter")),
             follow_symlinks: false,
             versions: false,
+            hints: Vec::new(),
         };
         let lister = tokio::spawn(async move { inner.list(everything, tx).await });
         let mut children: HashMap<String, Vec<Listed>> = HashMap::new();
@@ -435,6 +436,7 @@ impl CryptRemote {
             follow_symlinks: false,
             // Names and sizes are all it needs: no mtimes (a bucket store reads them by HEAD).
             versions: true,
+            hints: Vec::new(),
         };
         let lister = tokio::spawn(async move { inner.list(everything, tx).await });
         let mut verdict = Ok(());
@@ -990,7 +992,7 @@ mod tests {
 
     async fn collect(remote: &CryptRemote, filter: Filter) -> Vec<Listed> {
         let (tx, mut rx) = mpsc::channel(4);
-        let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false, versions: false };
+        let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false, versions: false, hints: Vec::new() };
         let (res, items) = tokio::join!(remote.list(opts, tx), async {
             let mut v = Vec::new();
             while let Some(i) = rx.recv().await {

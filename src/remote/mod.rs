@@ -117,7 +117,15 @@ pub struct ListOptions {
     pub follow_symlinks: bool,
     /// Bucket stores may send files as [`Listed::Unresolved`] instead of reading each mtime.
     pub versions: bool,
+    /// Folders (paths under the listed root, without a trailing slash) that the last run met
+    /// first, in walk order, at most [`LIST_HINTS`]: a bucket walked folder by folder starts
+    /// listing them at once instead of after its root listing arrives. A folder that no
+    /// longer exists costs one listing, and nothing else.
+    pub hints: Vec<String>,
 }
+
+/// Folders [`ListOptions::hints`] names at most (the folder walk's look-ahead).
+pub const LIST_HINTS: usize = 8;
 
 /// One version of an object of a bucket store, as its listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

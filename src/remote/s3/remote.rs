@@ -139,11 +139,13 @@ impl S3Remote {
     }
 
     /// The tree's objects in key order: flat pages with `fast_list`, else folder by folder,
-    /// entering only the folders `filter` includes.
-    fn objects(&self, filter: &Arc<Filter>) -> mpsc::Receiver<Result<Walked, S3Error>> {
+    /// entering only the folders `filter` includes, and listing the folders `hints` names
+    /// (paths under the tree) from the start.
+    fn objects(&self, filter: &Arc<Filter>, hints: &[String]) -> mpsc::Receiver<Result<Walked, S3Error>> {
         if !self.fast_list {
             let (prefix, filter) = (self.prefix.clone(), Arc::clone(filter));
-            return self.client.walk_objects(&self.bucket, &self.prefix, move |p| {
+            let hints = hints.iter().map(|h| format!("{}{h}/", self.prefix)).collect();
+            return self.client.walk_objects(&self.bucket, &self.prefix, hints, move |p| {
                 let rel = p.strip_prefix(&prefix).unwrap_or(p).trim_end_matches('/');
                 // A refused name is entered, so that each key under it is reported.
                 check_remote_path(rel).is_err() || filter.includes_dir(rel)
@@ -258,7 +260,7 @@ impl Remote for S3Remote {
     }
 
     async fn list(&self, opts: ListOptions, tx: mpsc::Sender<Listed>) -> Result<(), RemoteError> {
-        let mut pages = self.objects(&opts.filter);
+        let mut pages = self.objects(&opts.filter, &opts.hints);
         let mut window: VecDeque<JoinHandle<Option<Listed>>> = VecDeque::new();
         let mut first = true;
         let mut last: Option<String> = None;
@@ -716,7 +718,7 @@ mod tests {
     #[test]
     fn filters_apply_to_every_folder_above() {
         let filter = Filter::new(&[], &["skip/**".to_owned(), "*.tmp".to_owned()]).unwrap();
-        let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false, versions: false };
+        let opts = ListOptions { filter: Arc::new(filter), follow_symlinks: false, versions: false, hints: Vec::new() };
         assert!(S3Remote::passes(&opts, "keep/a.txt"));
         assert!(!S3Remote::passes(&opts, "skip/a.txt"));
         assert!(!S3Remote::passes(&opts, "x.tmp"));

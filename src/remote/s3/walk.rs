@@ -6,11 +6,13 @@
 //! the keys under it would, so expanding it where it stands keeps the whole-key order. Up to
 //! [`LOOKAHEAD`] folders are listed ahead of the consumer, topped up in walk order each time the
 //! walk enters one (the folders still to come of the deepest folder first), and a folder the caller does not
-//! want (a filter excludes it) is never listed at all. One request per folder costs more
+//! want (a filter excludes it) is never listed at all. Folders the caller expects (the ones a
+//! previous walk entered first) are listed from the start, alongside the root; one its parent's
+//! listing turns out not to hold is dropped, with the hints under it. One request per folder costs more
 //! requests than a flat listing where folders are small (task attribute `fast_list` chooses
 //! the flat one), but many servers answer a folder quickly and a deep flat page slowly.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use tokio::sync::mpsc;
 
@@ -41,6 +43,8 @@ enum Item {
 
 /// A folder being walked: its listing pages and what is left of the current one.
 struct Frame {
+    /// Its full prefix (ending in `/`, or the walk's root prefix).
+    prefix: String,
     pages: Pages,
     items: VecDeque<Item>,
     done: bool,
@@ -50,19 +54,23 @@ struct Frame {
 
 impl S3Client {
     /// Walks every key under `prefix` of `bucket` folder by folder; a folder (its full prefix,
-    /// ending in `/`) is entered only when `enter` says so. The channel yields objects in key
-    /// order and ends after the last one or after the first error.
+    /// ending in `/`) is entered only when `enter` says so. `hints`: folders (full prefixes
+    /// under `prefix`, in walk order) to list from the start, before their parents' listings
+    /// name them. The channel yields objects in key order and ends after the last one or after
+    /// the first error.
     #[must_use]
     pub fn walk_objects(
         &self,
         bucket: &str,
         prefix: &str,
+        hints: Vec<String>,
         enter: impl Fn(&str) -> bool + Send + Sync + 'static,
     ) -> mpsc::Receiver<Result<Walked, S3Error>> {
         let (tx, rx) = mpsc::channel(2);
-        let walker = Walker { client: self.clone(), bucket: bucket.to_owned(), ahead: HashMap::new() };
+        let walker =
+            Walker { client: self.clone(), bucket: bucket.to_owned(), ahead: HashMap::new(), hinted: HashSet::new() };
         let prefix = prefix.to_owned();
-        tokio::spawn(async move { walker.run(&prefix, &enter, &tx).await });
+        tokio::spawn(async move { walker.run(&prefix, hints, &enter, &tx).await });
         rx
     }
 }
@@ -72,6 +80,8 @@ struct Walker {
     bucket: String,
     /// Listings started ahead, by prefix.
     ahead: HashMap<String, Pages>,
+    /// Listings in `ahead` started from a hint that no listing has named yet.
+    hinted: HashSet<String>,
 }
 
 impl Walker {
@@ -81,8 +91,22 @@ impl Walker {
     }
 
     fn frame(&mut self, prefix: &str) -> Frame {
+        self.hinted.remove(prefix);
         let pages = self.ahead.remove(prefix).unwrap_or_else(|| self.start(prefix));
-        Frame { pages, items: VecDeque::new(), done: false, waiting: VecDeque::new() }
+        Frame { prefix: prefix.to_owned(), pages, items: VecDeque::new(), done: false, waiting: VecDeque::new() }
+    }
+
+    /// Drops the hinted listings of folders directly in `parent` (whose listing has ended
+    /// without naming them), and the hints under those.
+    fn drop_stale_hints(&mut self, parent: &str) {
+        let stale: Vec<String> = self.hinted.iter().filter(|h| parent_of(h) == parent).cloned().collect();
+        for h in stale {
+            let under: Vec<String> = self.hinted.iter().filter(|x| x.starts_with(&h)).cloned().collect();
+            for x in under {
+                self.hinted.remove(&x);
+                self.ahead.remove(&x);
+            }
+        }
     }
 
     /// Starts waiting folders until [`LOOKAHEAD`] are listed ahead: the deepest folder's first,
@@ -100,10 +124,26 @@ impl Walker {
     async fn run(
         mut self,
         prefix: &str,
+        hints: Vec<String>,
         enter: &(impl Fn(&str) -> bool + Send + Sync),
         tx: &mpsc::Sender<Result<Walked, S3Error>>,
     ) {
         let mut stack = vec![self.frame(prefix)];
+        for h in hints {
+            if self.ahead.len() >= LOOKAHEAD {
+                break;
+            }
+            // Listed only if the walk would enter it: it and every folder above it pass `enter`.
+            let wanted = h.len() > prefix.len()
+                && h.starts_with(prefix)
+                && h.ends_with('/')
+                && h[prefix.len()..].match_indices('/').all(|(i, _)| enter(&h[..=prefix.len() + i]));
+            if wanted {
+                let pages = self.start(&h);
+                self.ahead.insert(h.clone(), pages);
+                self.hinted.insert(h);
+            }
+        }
         let mut batch = Vec::new();
         while let Some(top) = stack.last_mut() {
             match top.items.pop_front() {
@@ -134,6 +174,9 @@ impl Walker {
                     let page = match top.pages.recv().await {
                         None => {
                             top.done = true;
+                            let parent = top.prefix.clone();
+                            self.drop_stale_hints(&parent);
+                            self.top_up(&mut stack);
                             continue;
                         }
                         Some(Err(e)) => {
@@ -152,7 +195,10 @@ impl Walker {
                         if let Item::Folder(p) = item
                             && enter(p)
                         {
-                            if self.ahead.len() < LOOKAHEAD {
+                            if self.ahead.contains_key(p) {
+                                // Started from a hint: now known to exist.
+                                self.hinted.remove(p);
+                            } else if self.ahead.len() < LOOKAHEAD {
                                 let pages = self.start(p);
                                 self.ahead.insert(p.clone(), pages);
                             } else {
@@ -168,6 +214,12 @@ impl Walker {
             let _ = tx.send(Ok(Walked::Objects(batch))).await;
         }
     }
+}
+
+/// The full prefix of the folder holding folder `prefix` (which ends in `/`).
+fn parent_of(prefix: &str) -> &str {
+    let inner = prefix.strip_suffix('/').unwrap_or(prefix);
+    inner.rfind('/').map_or("", |i| &prefix[..=i])
 }
 
 /// One page's objects and folders in byte order of their keys (each list is sorted already).
