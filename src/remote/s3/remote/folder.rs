@@ -94,6 +94,17 @@ impl S3Remote {
     /// Whether anything is stored under the tree's folder (a folder marker counts); the bucket's
     /// root is always present. A missing bucket is an error that names it.
     pub(super) async fn folder_state(&self) -> Result<RootState, RemoteError> {
+        if self.prefix.is_empty() {
+            // The bucket's root is there when the bucket is: one HeadBucket (a listing, even of
+            // one key, costs some servers a walk of the whole bucket).
+            return match self.client.head_bucket(&self.bucket).await {
+                Ok(_) => Ok(RootState::Present),
+                Err(e) if e.status() == Some(404) || e.code() == Some("NoSuchBucket") => {
+                    Err(RemoteError::NotFound { path: format!("bucket {}", self.bucket) })
+                }
+                Err(e) => Err(remote_error(&self.describe(), e)),
+            };
+        }
         let mut pages = self.client.list_objects_v2(
             &self.bucket,
             ListRequest { prefix: self.prefix.clone(), max_keys: Some(1), ..ListRequest::default() },
