@@ -284,6 +284,17 @@ async fn owner_mode_and_acl_travel_as_rclone_metadata() {
     assert_eq!(r.read_meta("missing").await.unwrap(), None);
 }
 
+/// The paths of the files listed, in order.
+fn file_paths(listed: Vec<Listed>) -> Vec<String> {
+    listed
+        .into_iter()
+        .filter_map(|l| match l {
+            Listed::Entry(e) if e.is_file() => Some(e.path),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Bucket `bkt` with folders `d00` to `d19` of two objects each; their keys in order.
 async fn twenty_folders(srv: &Server) -> Vec<String> {
     let c = client(&srv.endpoint());
@@ -323,14 +334,7 @@ async fn a_folder_walk_keeps_listings_ahead_of_it() {
         }),
     )
     .await;
-    let listed: Vec<String> = list(&remote(&client(&proxy.endpoint()), ""), &[])
-        .await
-        .into_iter()
-        .filter_map(|l| match l {
-            Listed::Entry(e) if e.is_file() => Some(e.path),
-            _ => None,
-        })
-        .collect();
+    let listed = file_paths(list(&remote(&client(&proxy.endpoint()), ""), &[]).await);
     assert_eq!(listed, keys, "every object, in key order");
     let starts = starts.lock().unwrap().clone();
     assert_eq!(starts.len(), 20, "one listing per folder");
@@ -372,14 +376,7 @@ async fn hinted_folders_are_listed_with_the_root_and_once() {
     .await;
     let r = remote(&client(&proxy.endpoint()), "");
     let hints = ["d00", "d01", "d02", "gone", "gone/deeper", "d03"];
-    let listed: Vec<String> = list_hinted(&r, &["d01/**"], &hints)
-        .await
-        .into_iter()
-        .filter_map(|l| match l {
-            Listed::Entry(e) if e.is_file() => Some(e.path),
-            _ => None,
-        })
-        .collect();
+    let listed = file_paths(list_hinted(&r, &["d01/**"], &hints).await);
     let want: Vec<String> = keys.into_iter().filter(|k| !k.starts_with("d01/")).collect();
     assert_eq!(listed, want, "every object once, in key order, d01 excluded");
     let log = log.lock().unwrap().clone();
