@@ -28,10 +28,11 @@ use crate::engine::{
 use rustix::fs::Timespec;
 use rustix::{
     fd::{AsFd, BorrowedFd, OwnedFd},
-    fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Timestamps, Uid, XattrFlags},
+    fs::{Advice, AtFlags, FileType, Gid, Mode, OFlags, Stat, Timestamps, Uid, XattrFlags},
     io::Errno,
 };
 use std::{
+    num::NonZeroU64,
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
@@ -749,7 +750,15 @@ struct LocalUpload {
     meta: Option<Meta>,
     /// Folders made for this file (parent, name; outermost first), removed again if it fails.
     created: Vec<(OwnedFd, String)>,
+    /// Bytes written so far, and how many of them were handed to the disk ([`WRITEBACK_STEP`]).
+    written: u64,
+    kicked: u64,
 }
+
+/// A file being written is handed to the disk in steps of this many bytes while it arrives, so
+/// that the fsync before its rename finds little left to write (it waited for the whole file:
+/// 0.8 s of a 3.4 s pull of 1 GiB here).
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl LocalUpload {
     /// Removes what a write that did not complete left: its temporary file, and the folders made
@@ -775,7 +784,18 @@ impl Drop for LocalUpload {
 impl Upload for LocalUpload {
     async fn write(&mut self, buf: &[u8]) -> Result<(), RemoteError> {
         let f = self.file.as_mut().expect("write after finish");
-        f.write_all(buf).await.map_err(|e| RemoteError::io(&self.path, e))
+        f.write_all(buf).await.map_err(|e| RemoteError::io(&self.path, e))?;
+        // The file's writes run one after the other: all before this one are in the page cache.
+        let before = self.written;
+        self.written += buf.len() as u64;
+        if before - self.kicked >= WRITEBACK_STEP {
+            // Linux starts writing the dirty pages of the range back without waiting for them
+            // (and drops the clean ones: a restore does not crowd out the NAS's cache). Advice
+            // only: a refusal changes nothing but the speed.
+            let _ = rustix::fs::fadvise(&*f, self.kicked, NonZeroU64::new(before - self.kicked), Advice::DontNeed);
+            self.kicked = before;
+        }
+        Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<Option<Written>, RemoteError> {
@@ -968,6 +988,8 @@ impl Remote for LocalFs {
             created,
             fs: self.clone(),
             meta: None,
+            written: 0,
+            kicked: 0,
         }))
     }
 
