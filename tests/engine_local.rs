@@ -610,7 +610,8 @@ async fn credentials_are_busy_while_their_task_runs() {
 /// properties and `Finished` are not held back by that gap (a UI, or a script waiting for
 /// `Finished`, would otherwise wait up to half a second after every short job). The first
 /// `PropertiesChanged` of a job goes out when it starts; a job of one small file ends within
-/// milliseconds, so with the gap applied `Finished` came at least 0.4 s after `Run` every time.
+/// milliseconds, so with the gap applied `Finished` came at least 0.4 s after `Run` every time
+/// (the best of 8 runs is taken, so that a loaded machine does not fail the test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_is_not_held_back_by_the_progress_gap() {
     use futures_util::StreamExt;
@@ -626,7 +627,7 @@ async fn finished_is_not_held_back_by_the_progress_gap() {
         .build();
     let mut finished = zbus::MessageStream::for_match_rule(rule, &env.conn, None).await.unwrap();
     let mut fastest = Duration::MAX;
-    for _ in 0..5 {
+    for _ in 0..8 {
         let t0 = std::time::Instant::now();
         let j = task_run(&env.conn, &t).await.run(dict(vec![])).await.unwrap();
         let msg = tokio::time::timeout(Duration::from_secs(30), finished.next()).await.unwrap().unwrap().unwrap();
@@ -635,7 +636,7 @@ async fn finished_is_not_held_back_by_the_progress_gap() {
         assert_eq!(state, "SUCCESS");
         fastest = fastest.min(t0.elapsed());
     }
-    assert!(fastest < Duration::from_millis(400), "Finished came {fastest:?} after Run at best, over 5 runs");
+    assert!(fastest < Duration::from_millis(400), "Finished came {fastest:?} after Run at best, over 8 runs");
 }
 
 /// A file opened to be uploaded from is checked against the listing: a small one is read whole
