@@ -90,6 +90,12 @@ impl Walker {
         self.client.list_objects_v2(&self.bucket, req).prefetch()
     }
 
+    /// Starts listing folder `prefix` ahead of the walk.
+    fn start_ahead(&mut self, prefix: String) {
+        let pages = self.start(&prefix);
+        self.ahead.insert(prefix, pages);
+    }
+
     fn frame(&mut self, prefix: &str) -> Frame {
         self.hinted.remove(prefix);
         let pages = self.ahead.remove(prefix).unwrap_or_else(|| self.start(prefix));
@@ -115,8 +121,7 @@ impl Walker {
         for frame in stack.iter_mut().rev() {
             while self.ahead.len() < LOOKAHEAD {
                 let Some(p) = frame.waiting.pop_front() else { break };
-                let pages = self.start(&p);
-                self.ahead.insert(p, pages);
+                self.start_ahead(p);
             }
         }
     }
@@ -139,9 +144,8 @@ impl Walker {
                 && h.ends_with('/')
                 && h[prefix.len()..].match_indices('/').all(|(i, _)| enter(&h[..=prefix.len() + i]));
             if wanted {
-                let pages = self.start(&h);
-                self.ahead.insert(h.clone(), pages);
-                self.hinted.insert(h);
+                self.hinted.insert(h.clone());
+                self.start_ahead(h);
             }
         }
         let mut batch = Vec::new();
@@ -199,8 +203,7 @@ impl Walker {
                                 // Started from a hint: now known to exist.
                                 self.hinted.remove(p);
                             } else if self.ahead.len() < LOOKAHEAD {
-                                let pages = self.start(p);
-                                self.ahead.insert(p.clone(), pages);
+                                self.start_ahead(p.clone());
                             } else {
                                 top.waiting.push_back(p.clone());
                             }
