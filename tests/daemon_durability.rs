@@ -252,3 +252,76 @@ async fn unprivileged_caller_is_refused_every_mutating_method() {
 }
 
 use std::os::unix::process::CommandExt;
+
+/// A restart with the history a NAS keeps (20 ended jobs per task, interleaved with other
+/// tasks' and `RunOnce` jobs): each task shows its own newest job and that job's state, and
+/// every kept job is an object listed by `GetManagedObjects`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_each_task_shows_its_own_newest_job_among_many() {
+    use cloudsyncd::model::job::{JobRecord, JobState, KEEP_JOBS};
+    let bus = Bus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (root, data) = (dir.path().join("remote"), dir.path().join("data"));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    let state = dir.path().join("state");
+    let mut daemon = Daemon::start(&bus, &state).await;
+    let conn = bus.connect().await;
+    let first = local_task(&conn, root.to_str().unwrap(), data.to_str().unwrap()).await;
+    let m = manager(&conn).await;
+    let mut tasks = vec![first];
+    for i in 1..4 {
+        let t = m
+            .create_task(dict(vec![
+                ("description", v(format!("u{i}").as_str())),
+                ("path", v(data.to_str().unwrap())),
+                ("credentials", v(1u64)),
+                ("direction", v("PUSH")),
+                ("transfer_mode", v("SYNC")),
+            ]))
+            .await
+            .unwrap();
+        tasks.push(t);
+    }
+    drop(conn);
+    assert!(daemon.term().success());
+
+    let ids: Vec<u64> = tasks.iter().map(|p| p.as_str().rsplit('/').next().unwrap().parse().unwrap()).collect();
+    let store = cloudsyncd::store::Store::open(&state).unwrap();
+    let mut st = store.load().unwrap();
+    let mut newest = std::collections::HashMap::new();
+    for round in 0..KEEP_JOBS {
+        // The last task has no job at all; a RunOnce job comes after every round.
+        for (i, &t) in ids[..3].iter().enumerate() {
+            let id = st.next.job;
+            st.next.job += 1;
+            let outcome = if round == KEEP_JOBS - 1 && i == 1 { JobState::Failed } else { JobState::Success };
+            st.jobs.insert(id, JobRecord::new(id, Some(t), outcome, false));
+            newest.insert(t, (id, outcome));
+        }
+        let id = st.next.job;
+        st.next.job += 1;
+        st.jobs.insert(id, JobRecord::new(id, None, JobState::Success, false));
+    }
+    store.save(&st).unwrap();
+    drop(store);
+
+    let _daemon = Daemon::start(&bus, &state).await;
+    let conn = bus.connect().await;
+    for (path, id) in tasks.iter().zip(&ids) {
+        let t = task(&conn, path).await;
+        match newest.get(id) {
+            Some((job, outcome)) => {
+                assert_eq!(t.last_job().await.unwrap().as_str(), format!("/org/cloudsyncd/CloudSync1/job/{job}"));
+                assert_eq!(t.state().await.unwrap(), outcome.as_str());
+            }
+            None => {
+                assert_eq!(t.last_job().await.unwrap().as_str(), "/");
+                assert_eq!(t.state().await.unwrap(), "PENDING");
+            }
+        }
+    }
+    let listed = managed(&conn).await;
+    let jobs = listed.lines().filter(|l| l.starts_with("/org/cloudsyncd/CloudSync1/job/")).count();
+    assert_eq!(jobs, 4 * KEEP_JOBS, "3 tasks' and the RunOnce jobs, 20 each");
+}

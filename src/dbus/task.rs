@@ -92,20 +92,19 @@ impl TaskIface {
     /// The stored configuration, secrets masked.
     #[zbus(property)]
     fn config(&self) -> zbus::fdo::Result<HashMap<String, OwnedValue>> {
-        Ok(to_dict(&self.ctx.svc.task(self.id).map_err(prop)?.config))
+        Ok(to_dict(&self.ctx.svc.task_config(self.id).map_err(prop)?))
     }
 
     /// `PENDING`, `WAITING`, `RUNNING`, `SUCCESS`, `FAILED` or `ABORTED`.
     #[zbus(property)]
     fn state(&self) -> zbus::fdo::Result<String> {
-        Ok(self.ctx.svc.task(self.id).map_err(prop)?.state.to_owned())
+        Ok(self.ctx.svc.task_state(self.id).map_err(prop)?.0.to_owned())
     }
 
     /// The running or newest job, `/` when none.
     #[zbus(property)]
     fn last_job(&self) -> zbus::fdo::Result<OwnedObjectPath> {
-        let v = self.ctx.svc.task(self.id).map_err(prop)?;
-        Ok(match v.last_job {
+        Ok(match self.ctx.svc.task_state(self.id).map_err(prop)?.1 {
             Some(j) => super::job_path(j),
             None => OwnedObjectPath::try_from("/").expect("/ is a valid path"),
         })
@@ -114,6 +113,6 @@ impl TaskIface {
     /// Next scheduled start (unix seconds), 0 when disabled.
     #[zbus(property)]
     fn next_run(&self) -> zbus::fdo::Result<u64> {
-        Ok(self.ctx.svc.task(self.id).map_err(prop)?.next_run)
+        self.ctx.svc.task_next_run(self.id).map_err(prop)
     }
 }

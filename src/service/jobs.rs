@@ -115,7 +115,7 @@ impl Service {
 
     /// The running job of `task`, else its newest one.
     pub(super) fn task_last_job(state: &crate::store::State, task: u64) -> Option<&JobRecord> {
-        let mut jobs = state.jobs.values().rev().filter(|j| j.task == Some(task));
+        let mut jobs = state.jobs.of_task(Some(task)).rev();
         let newest = jobs.clone().next();
         jobs.find(|j| j.state == JobState::Running).or(newest)
     }
@@ -214,10 +214,10 @@ impl Service {
             if !s.tasks.contains_key(&task) {
                 return Err(not_found("task", task));
             }
-            if let Some(w) = s.jobs.values().find(|j| j.task == Some(task) && j.state == JobState::Waiting) {
+            if let Some(w) = s.jobs.of_task(Some(task)).find(|j| j.state == JobState::Waiting) {
                 return Ok((w.id, false, false));
             }
-            let running = s.jobs.values().any(|j| j.task == Some(task) && j.state == JobState::Running);
+            let running = s.jobs.of_task(Some(task)).any(|j| j.state == JobState::Running);
             let id = s.next.job;
             s.next.job += 1;
             let state = if running { JobState::Waiting } else { JobState::Running };
@@ -319,7 +319,8 @@ impl Service {
             let task = j.task;
             let pruned = Self::prune(s, task);
             let next = task.and_then(|t| {
-                let w = s.jobs.values_mut().find(|j| j.task == Some(t) && j.state == JobState::Waiting)?;
+                let w = s.jobs.of_task(Some(t)).find(|j| j.state == JobState::Waiting)?.id;
+                let w = s.jobs.get_mut(&w)?;
                 w.state = JobState::Running;
                 w.started_at = now();
                 Some(w.id)
@@ -346,7 +347,7 @@ impl Service {
 
     /// Drops the oldest ended jobs of `task` beyond [`KEEP_JOBS`]; returns their ids.
     fn prune(s: &mut crate::store::State, task: Option<u64>) -> Vec<u64> {
-        let ended: Vec<u64> = s.jobs.values().filter(|j| j.task == task && j.state.is_final()).map(|j| j.id).collect();
+        let ended: Vec<u64> = s.jobs.of_task(task).filter(|j| j.state.is_final()).map(|j| j.id).collect();
         let extra = ended.len().saturating_sub(KEEP_JOBS);
         let gone: Vec<u64> = ended.into_iter().take(extra).collect();
         for g in &gone {
@@ -365,7 +366,7 @@ impl Service {
             if !s.tasks.contains_key(&task) {
                 return Err(not_found("task", task));
             }
-            let find = |st| s.jobs.values().find(|j| j.task == Some(task) && j.state == st).map(|j| j.id);
+            let find = |st| s.jobs.of_task(Some(task)).find(|j| j.state == st).map(|j| j.id);
             (find(JobState::Running), find(JobState::Waiting))
         };
         if let Some(w) = waiting {
@@ -425,7 +426,7 @@ impl Service {
 
     /// Removes a task's jobs (when the task is deleted): aborts the running one.
     pub(super) fn drop_task_jobs(&self, state: &mut crate::store::State, task: u64) -> Vec<u64> {
-        let ids: Vec<u64> = state.jobs.values().filter(|j| j.task == Some(task)).map(|j| j.id).collect();
+        let ids: Vec<u64> = state.jobs.of_task(Some(task)).map(|j| j.id).collect();
         for id in &ids {
             state.jobs.remove(id);
             if let Some(l) = self.live().get(id) {

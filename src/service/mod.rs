@@ -66,21 +66,6 @@ pub struct CredentialView {
     pub attributes: Entries,
 }
 
-/// A task as the bus shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskView {
-    /// Id.
-    pub id: u64,
-    /// Configuration, secrets masked.
-    pub config: Entries,
-    /// `PENDING` until a job ran.
-    pub state: &'static str,
-    /// The running or newest job's id.
-    pub last_job: Option<u64>,
-    /// Next scheduled start, unix seconds; 0 when disabled.
-    pub next_run: u64,
-}
-
 /// One entry of `Credential.ListDirectory`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
@@ -443,23 +428,35 @@ impl Service {
             .unwrap_or(0)
     }
 
-    /// A task as the bus shows it.
+    /// A task's configuration as the bus shows it, secrets masked.
     ///
     /// # Errors
     /// `NotFound`.
-    pub fn task(&self, id: u64) -> SResult<TaskView> {
-        let (cfg, last) = {
-            let s = self.lock();
-            let cfg = s.tasks.get(&id).map(|t| t.config.clone()).ok_or_else(|| not_found("task", id))?;
-            (cfg, Self::task_last_job(&s, id).map(|j| (j.id, j.state)))
-        };
-        Ok(TaskView {
-            id,
-            config: cfg.to_entries(true),
-            state: last.map_or("PENDING", |(_, st)| st.as_str()),
-            last_job: last.map(|(j, _)| j),
-            next_run: self.next_run(&cfg, jiff::Timestamp::now()),
-        })
+    pub fn task_config(&self, id: u64) -> SResult<Entries> {
+        let s = self.lock();
+        Ok(s.tasks.get(&id).ok_or_else(|| not_found("task", id))?.config.to_entries(true))
+    }
+
+    /// A task's state (`PENDING` until a job ran) and its running or newest job.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub fn task_state(&self, id: u64) -> SResult<(&'static str, Option<u64>)> {
+        let s = self.lock();
+        if !s.tasks.contains_key(&id) {
+            return Err(not_found("task", id));
+        }
+        Ok(Self::task_last_job(&s, id).map_or(("PENDING", None), |j| (j.state.as_str(), Some(j.id))))
+    }
+
+    /// A task's next scheduled start, unix seconds; 0 when disabled.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub fn task_next_run(&self, id: u64) -> SResult<u64> {
+        let s = self.lock();
+        let cfg = &s.tasks.get(&id).ok_or_else(|| not_found("task", id))?.config;
+        Ok(self.next_run(cfg, jiff::Timestamp::now()))
     }
 
     /// Stores a new task.

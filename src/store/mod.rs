@@ -11,7 +11,7 @@ use crate::model::{
 use seal::{SealError, SealKey};
 use serde::{Deserialize, Serialize};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fs,
     io::Write,
     os::unix::fs::OpenOptionsExt,
@@ -83,7 +83,95 @@ pub struct State {
     /// Tasks by id.
     pub tasks: BTreeMap<u64, Task>,
     /// Jobs by id (the last ones of each task).
-    pub jobs: BTreeMap<u64, JobRecord>,
+    pub jobs: Jobs,
+}
+
+/// The kept jobs, by id and by task: a task's jobs are found without looking at every job (a
+/// NAS with 1,000 tasks keeps up to 20,000), which the start of the daemon and every
+/// `GetManagedObjects` do once per task.
+///
+/// A job's `id` and `task` never change once it is inserted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Jobs {
+    by_id: BTreeMap<u64, JobRecord>,
+    by_task: BTreeSet<(Option<u64>, u64)>,
+}
+
+impl Jobs {
+    /// Job `id`.
+    #[must_use]
+    pub fn get(&self, id: &u64) -> Option<&JobRecord> {
+        self.by_id.get(id)
+    }
+
+    /// Job `id`, to change its state and counters (never its `id` or `task`).
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut JobRecord> {
+        self.by_id.get_mut(id)
+    }
+
+    /// Whether job `id` is kept.
+    #[must_use]
+    pub fn contains_key(&self, id: &u64) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// The ids, oldest first.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &u64> {
+        self.by_id.keys()
+    }
+
+    /// The jobs, oldest first.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &JobRecord> {
+        self.by_id.values()
+    }
+
+    /// The jobs, oldest first, to change their state and counters (never `id` or `task`).
+    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut JobRecord> {
+        self.by_id.values_mut()
+    }
+
+    /// The jobs of `task` (`None`: the `RunOnce` jobs), oldest first.
+    pub fn of_task(&self, task: Option<u64>) -> impl DoubleEndedIterator<Item = &JobRecord> + Clone {
+        self.by_task.range((task, 0)..=(task, u64::MAX)).filter_map(|(_, id)| self.by_id.get(id))
+    }
+
+    /// Keeps `rec` as job `id` (replacing one with that id).
+    pub fn insert(&mut self, id: u64, rec: JobRecord) {
+        if let Some(old) = self.by_id.get(&id) {
+            self.by_task.remove(&(old.task, id));
+        }
+        self.by_task.insert((rec.task, id));
+        self.by_id.insert(id, rec);
+    }
+
+    /// Drops job `id`.
+    pub fn remove(&mut self, id: &u64) -> Option<JobRecord> {
+        let rec = self.by_id.remove(id)?;
+        self.by_task.remove(&(rec.task, *id));
+        Some(rec)
+    }
+
+    /// How many jobs are kept.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether no job is kept.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+impl FromIterator<JobRecord> for Jobs {
+    fn from_iter<I: IntoIterator<Item = JobRecord>>(iter: I) -> Self {
+        let mut jobs = Self::default();
+        for j in iter {
+            jobs.insert(j.id, j);
+        }
+        jobs
+    }
 }
 
 /// A value as written to the file: like [`Value`], with secrets sealed.
@@ -227,17 +315,28 @@ impl Store {
             Err(source) => return Err(StoreError::Io { path: shown, source }),
         };
         let format = |reason: String| StoreError::Format { path: shown.clone(), reason };
-        let v: VersionOnly =
-            ciborium::from_reader(bytes.as_slice()).map_err(|e| format(format!("not a state file: {e}")))?;
-        if v.version != SCHEMA_VERSION {
-            return Err(format(format!(
-                "schema version {} is not supported by this build (it reads version {SCHEMA_VERSION}); \
-                 the file was left untouched",
-                v.version
-            )));
+        let unsupported = |version: u32| {
+            format(format!(
+                "schema version {version} is not supported by this build (it reads version {SCHEMA_VERSION}); \
+                 the file was left untouched"
+            ))
+        };
+        // One pass in the common case; the version alone is read only to explain a failure.
+        let file: FileV1 = match ciborium::from_reader(bytes.as_slice()) {
+            Ok(file) => file,
+            Err(e) => {
+                let v: VersionOnly =
+                    ciborium::from_reader(bytes.as_slice()).map_err(|e| format(format!("not a state file: {e}")))?;
+                return Err(if v.version == SCHEMA_VERSION {
+                    format(format!("cannot decode: {e}"))
+                } else {
+                    unsupported(v.version)
+                });
+            }
+        };
+        if file.version != SCHEMA_VERSION {
+            return Err(unsupported(file.version));
         }
-        let file: FileV1 =
-            ciborium::from_reader(bytes.as_slice()).map_err(|e| format(format!("cannot decode: {e}")))?;
         let mut state = State { next: file.next, ..State::default() };
         for c in file.credentials {
             let entries = open_entries(&self.key, c.attributes)?;
@@ -251,7 +350,7 @@ impl Store {
                 .map_err(|e| format(format!("task {}: {e}", t.id)))?;
             state.tasks.insert(t.id, Task { id: t.id, config });
         }
-        state.jobs = file.jobs.into_iter().map(|j| (j.id, j)).collect();
+        state.jobs = file.jobs.into_iter().collect();
         Ok(state)
     }
 
