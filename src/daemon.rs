@@ -24,7 +24,13 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// The folder of job logs.
     pub log_dir: PathBuf,
+    /// Gives memory the allocator holds but no longer uses back to the system (the binary
+    /// passes glibc's `malloc_trim`); called once serving and then every [`RELEASE_EVERY`].
+    pub release_memory: fn(),
 }
+
+/// How often the main loop gives freed memory back to the system.
+pub const RELEASE_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +84,14 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let mut pet = tokio::time::interval(wd.unwrap_or(Duration::from_secs(3600)));
     pet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_status = String::new();
+    let mut release = tokio::time::interval(RELEASE_EVERY);
+    release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = release.tick() => {
+                // Off the main loop: it locks each arena in turn.
+                drop(tokio::task::spawn_blocking(opts.release_memory));
+            }
             _ = pet.tick() => {
                 if wd.is_some() {
                     systemd::watchdog();

@@ -54,6 +54,24 @@ fn bound_allocator_retention() {
 #[cfg(not(target_env = "gnu"))]
 fn bound_allocator_retention() {}
 
+/// Gives the free pages inside the allocator's heaps back to the system. A burst of small
+/// allocations (a `GetManagedObjects` reply for 21,000 objects, the state of a big start-up)
+/// leaves them scattered between live blocks, where no threshold returns them: RSS stayed at
+/// 100 MiB after one such reply, against 41 MiB live.
+#[cfg(target_env = "gnu")]
+#[allow(unsafe_code)]
+fn release_freed_memory() {
+    // SAFETY: `malloc_trim` takes an integer, no pointers, and works on the allocator's own
+    // free lists under each arena's lock, so it is safe to call from any thread at any time;
+    // it only gives whole free pages back (madvise) and never touches live blocks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn release_freed_memory() {}
+
 fn main() -> anyhow::Result<()> {
     bound_allocator_retention();
     let args = Args::parse();
@@ -74,7 +92,7 @@ fn main() -> anyhow::Result<()> {
     let log_dir = args.log_dir.unwrap_or_else(|| {
         if bus == Bus::System { PathBuf::from("/var/log/cloudsyncd") } else { args.state_dir.join("logs") }
     });
-    let opts = Options { bus, state_dir: args.state_dir, log_dir };
+    let opts = Options { bus, state_dir: args.state_dir, log_dir, release_memory: release_freed_memory };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(daemon::run(opts)).map_err(|e| anyhow::anyhow!("cloudsyncd: {e}"))
 }
