@@ -1,4 +1,5 @@
-//! Persistence of credentials and tasks: one CBOR file with a schema version, secrets sealed,
+//! Persistence of credentials, tasks and kept jobs (indexed by task): one CBOR file with a schema
+//! version, secrets sealed,
 //! written atomically (temporary file, fsync, rename, fsync of the folder), mode 0600.
 //! Imports std, serde/ciborium, `model` and `store::seal`.
 
