@@ -1,6 +1,6 @@
 //! Persistence of credentials, tasks and kept jobs (indexed by task): one CBOR file with a schema
-//! version, secrets sealed,
-//! written atomically (temporary file, fsync, rename, fsync of the folder), mode 0600.
+//! version, secrets sealed, written atomically (temporary file, fsync, rename, fsync of the
+//! folder), mode 0600.
 //! Imports std, serde/ciborium, `model` and `store::seal`.
 
 pub mod seal;
