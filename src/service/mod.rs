@@ -454,9 +454,9 @@ impl Service {
     /// # Errors
     /// `NotFound`.
     pub fn task_next_run(&self, id: u64) -> SResult<u64> {
-        let s = self.lock();
-        let cfg = &s.tasks.get(&id).ok_or_else(|| not_found("task", id))?.config;
-        Ok(self.next_run(cfg, jiff::Timestamp::now()))
+        // The schedule is worked out without holding the state.
+        let cfg = self.lock().tasks.get(&id).map(|t| t.config.clone()).ok_or_else(|| not_found("task", id))?;
+        Ok(self.next_run(&cfg, jiff::Timestamp::now()))
     }
 
     /// Stores a new task.
