@@ -25,19 +25,37 @@ async fn local_task(conn: &zbus::Connection, root: &str, data: &str) -> zbus::zv
     .unwrap()
 }
 
-/// kill -9 during 200 rapid Updates: after a restart the state loads, the last acknowledged Update
-/// is there, and new ids continue after the old ones.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill9_during_rapid_updates_keeps_every_acknowledged_update() {
+/// A private bus, a temporary folder holding `remote`, `data` and the daemon's `state`, the
+/// daemon, a connection and one LOCAL task pushing `data` to `remote`.
+struct Setup {
+    bus: Bus,
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    state: std::path::PathBuf,
+    daemon: Daemon,
+    conn: zbus::Connection,
+    task: zbus::zvariant::OwnedObjectPath,
+}
+
+async fn setup() -> Setup {
     let bus = Bus::start();
     let dir = tempfile::tempdir().unwrap();
     let (root, data) = (dir.path().join("remote"), dir.path().join("data"));
     std::fs::create_dir_all(&root).unwrap();
     std::fs::create_dir_all(&data).unwrap();
     let state = dir.path().join("state");
-    let mut daemon = Daemon::start(&bus, &state).await;
+    let daemon = Daemon::start(&bus, &state).await;
     let conn = bus.connect().await;
-    let path = local_task(&conn, root.to_str().unwrap(), data.to_str().unwrap()).await;
+    let task = local_task(&conn, root.to_str().unwrap(), data.to_str().unwrap()).await;
+    Setup { bus, dir, data, state, daemon, conn, task }
+}
+
+/// kill -9 during 200 rapid Updates: after a restart the state loads, the last acknowledged Update
+/// is there, and new ids continue after the old ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_rapid_updates_keeps_every_acknowledged_update() {
+    let Setup { bus, dir, data, state, mut daemon, conn, task: path } = setup().await;
+    let root = dir.path().join("remote");
 
     let acked = Arc::new(AtomicU64::new(0));
     let writer = {
@@ -259,15 +277,7 @@ use std::os::unix::process::CommandExt;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_each_task_shows_its_own_newest_job_among_many() {
     use cloudsyncd::model::job::{JobRecord, JobState, KEEP_JOBS};
-    let bus = Bus::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (root, data) = (dir.path().join("remote"), dir.path().join("data"));
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::create_dir_all(&data).unwrap();
-    let state = dir.path().join("state");
-    let mut daemon = Daemon::start(&bus, &state).await;
-    let conn = bus.connect().await;
-    let first = local_task(&conn, root.to_str().unwrap(), data.to_str().unwrap()).await;
+    let Setup { bus, dir: _dir, data, state, mut daemon, conn, task: first } = setup().await;
     let m = manager(&conn).await;
     let mut tasks = vec![first];
     for i in 1..4 {

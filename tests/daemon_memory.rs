@@ -36,14 +36,7 @@ async fn memory_of_a_big_reply_is_given_back() {
     let daemon = Daemon::start(&bus, &state).await;
     let pid = daemon.child.id();
     let conn = bus.connect().await;
-    let om = zbus::fdo::ObjectManagerProxy::builder(&conn)
-        .destination(NAME)
-        .unwrap()
-        .path(ROOT)
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
+    let om = object_manager(&conn).await;
     // After start-up and the release that follows it.
     tokio::time::sleep(cloudsyncd::daemon::RELEASE_EVERY / 2).await;
     let before = rss_kib(pid, "VmRSS:");

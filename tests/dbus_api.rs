@@ -67,14 +67,7 @@ async fn manager_properties() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_life_cycle() {
     let env = Env::start().await;
-    let om = zbus::fdo::ObjectManagerProxy::builder(&env.conn)
-        .destination(NAME)
-        .unwrap()
-        .path(ROOT)
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
+    let om = object_manager(&env.conn).await;
     let mut added = om.receive_interfaces_added().await.unwrap();
     let mut removed = om.receive_interfaces_removed().await.unwrap();
 

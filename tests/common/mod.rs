@@ -330,16 +330,14 @@ pub fn err_name(e: &zbus::Error) -> (String, String) {
     }
 }
 
+/// The daemon's ObjectManager.
+pub async fn object_manager(conn: &zbus::Connection) -> zbus::fdo::ObjectManagerProxy<'static> {
+    zbus::fdo::ObjectManagerProxy::builder(conn).destination(NAME).unwrap().path(ROOT).unwrap().build().await.unwrap()
+}
+
 /// Everything `GetManagedObjects` returns, for before/after comparisons.
 pub async fn managed(conn: &zbus::Connection) -> String {
-    let om = zbus::fdo::ObjectManagerProxy::builder(conn)
-        .destination(NAME)
-        .unwrap()
-        .path(ROOT)
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
+    let om = object_manager(conn).await;
     let objs = om.get_managed_objects().await.unwrap();
     let mut sorted: Vec<_> = objs
         .into_iter()
