@@ -1,4 +1,4 @@
-//! HTTP plumbing of the S3 client: the pooled hyper client over rustls (ring provider, system roots plus an optional CA file), request bodies (empty, bytes, a streamed source checked against its digest, or a source framed `aws-chunked` with chained chunk signatures as it is read), streamed response bodies with an idle timeout, and the progress watchdog; may import std, tokio, hyper, hyper-util, hyper-rustls, rustls, `md-5`, `s3sig` (the chunk signer and framing) and the sibling `config`, `error` and `source` modules.
+//! HTTP plumbing of the S3 client: the pooled hyper client over rustls (ring provider, system roots plus an optional CA file), request bodies (empty, bytes, a streamed source checked against its digest, or a source framed `aws-chunked` with chained chunk signatures as it is read), streamed response bodies with an idle timeout, and the progress watchdog; may import std, tokio, tokio-util (reads into spare capacity), bytes, hyper, hyper-util, hyper-rustls, rustls, `md-5`, `s3sig` (the chunk signer and framing) and the sibling `config`, `error` and `source` modules.
 
 use std::{
     collections::VecDeque,
@@ -323,10 +323,9 @@ impl RequestBody {
     }
 }
 
-/// Reads once from a body's source into `dst`: the count, or the error that ends the body (a
-/// failing read, or the source ending `left` bytes before its stated size `len`).
-/// Reads at most `max` (> 0) bytes of the source onto the end of `buf`; the source ending
-/// with `left` bytes still due fails the request.
+/// Reads once from a body's source, at most `max` (> 0) bytes, onto the end of `buf` (into its
+/// spare capacity, not zeroed first): the count, or the error that ends the body (a failing
+/// read, or the source ending `left` bytes before its stated size `len`).
 fn poll_source(
     reader: Pin<&mut (dyn AsyncRead + Send)>,
     cx: &mut Context<'_>,
