@@ -1,4 +1,4 @@
-//! The real daemon gives back the memory of a burst: a `GetManagedObjects` reply for 20,000 kept
+//! The real daemon gives back the memory of a burst: a `GetManagedObjects` reply for 10,000 kept
 //! jobs takes tens of MiB while it is built, and RSS returns near its level before within the
 //! daemon's release interval.
 
@@ -6,6 +6,8 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
+
+const JOBS: u64 = 10_000;
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -19,18 +21,18 @@ async fn memory_of_a_big_reply_is_given_back() {
     let bus = Bus::start();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    // The history of 1,000 tasks (20 jobs each), written as RunOnce jobs: the daemon serves
-    // every stored job as an object.
+    // The history of 500 tasks (20 jobs each), written as RunOnce jobs: the daemon serves every
+    // stored job as an object (a debug build takes about 5 s to publish them).
     {
         let store = cloudsyncd::store::Store::open(&state).unwrap();
         let mut st = store.load().unwrap();
-        for id in 1..=20_000 {
+        for id in 1..=JOBS {
             let mut j = JobRecord::new(id, None, JobState::Success, false);
             j.started_at = 1_750_000_000 + id;
             j.finished_at = j.started_at + 60;
             st.jobs.insert(id, j);
         }
-        st.next.job = 20_001;
+        st.next.job = JOBS + 1;
         store.save(&st).unwrap();
     }
     let daemon = Daemon::start(&bus, &state).await;
@@ -44,7 +46,7 @@ async fn memory_of_a_big_reply_is_given_back() {
         let objects = om.get_managed_objects().await.unwrap();
         assert_eq!(
             objects.keys().filter(|p| p.as_str().starts_with("/org/cloudsyncd/CloudSync1/job/")).count(),
-            20_000
+            usize::try_from(JOBS).unwrap()
         );
     }
     let peak = rss_kib(pid, "VmHWM:");
