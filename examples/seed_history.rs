@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut job = JobRecord::new(id, Some(task), JobState::Success, false);
             job.started_at = 1_750_000_000 + run * day;
             job.finished_at = job.started_at + 60;
-            state.jobs.insert(id, job);
+            state.jobs.insert(job);
         }
     }
     store.save(&state)?;

@@ -306,12 +306,12 @@ async fn after_a_restart_each_task_shows_its_own_newest_job_among_many() {
             let id = st.next.job;
             st.next.job += 1;
             let outcome = if round == KEEP_JOBS - 1 && i == 1 { JobState::Failed } else { JobState::Success };
-            st.jobs.insert(id, JobRecord::new(id, Some(t), outcome, false));
+            st.jobs.insert(JobRecord::new(id, Some(t), outcome, false));
             newest.insert(t, (id, outcome));
         }
         let id = st.next.job;
         st.next.job += 1;
-        st.jobs.insert(id, JobRecord::new(id, None, JobState::Success, false));
+        st.jobs.insert(JobRecord::new(id, None, JobState::Success, false));
     }
     store.save(&st).unwrap();
     drop(store);

@@ -30,7 +30,7 @@ async fn memory_of_a_big_reply_is_given_back() {
             let mut j = JobRecord::new(id, None, JobState::Success, false);
             j.started_at = 1_750_000_000 + id;
             j.finished_at = j.started_at + 60;
-            st.jobs.insert(id, j);
+            st.jobs.insert(j);
         }
         st.next.job = JOBS + 1;
         store.save(&st).unwrap();

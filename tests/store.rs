@@ -18,7 +18,7 @@ fn ids<'a>(it: impl Iterator<Item = &'a JobRecord>) -> Vec<u64> {
 fn a_tasks_jobs_are_found_by_task_oldest_first() {
     let mut jobs = Jobs::default();
     for (id, task) in [(1, Some(7)), (2, Some(3)), (3, None), (4, Some(7)), (5, Some(3)), (6, Some(7))] {
-        jobs.insert(id, job(id, task, JobState::Success));
+        jobs.insert(job(id, task, JobState::Success));
     }
     assert_eq!(ids(jobs.of_task(Some(7))), [1, 4, 6]);
     assert_eq!(ids(jobs.of_task(Some(7)).rev()), [6, 4, 1]);
@@ -31,7 +31,7 @@ fn a_tasks_jobs_are_found_by_task_oldest_first() {
     assert_eq!(ids(jobs.of_task(Some(7))), [1, 6]);
 
     // Replacing a job under its id moves it to its new task's list, once.
-    jobs.insert(6, job(6, Some(3), JobState::Failed));
+    jobs.insert(job(6, Some(3), JobState::Failed));
     assert_eq!(ids(jobs.of_task(Some(7))), [1]);
     assert_eq!(ids(jobs.of_task(Some(3))), [2, 5, 6]);
     assert_eq!(jobs.len(), 5);
@@ -45,7 +45,7 @@ fn jobs_are_found_by_task_after_a_save_and_a_load() {
     let mut state = State::default();
     for id in 1..=60 {
         let task = (id % 3 != 0).then_some(id % 2);
-        state.jobs.insert(id, job(id, task, JobState::Success));
+        state.jobs.insert(job(id, task, JobState::Success));
     }
     state.next.job = 61;
     store.save(&state).unwrap();
@@ -75,7 +75,7 @@ fn a_state_file_of_another_schema_version_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut state = State::default();
-    state.jobs.insert(1, job(1, None, JobState::Success));
+    state.jobs.insert(job(1, None, JobState::Success));
     store.save(&state).unwrap();
     let path = dir.path().join("state.cbor");
 

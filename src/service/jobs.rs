@@ -225,7 +225,7 @@ impl Service {
             if !running {
                 rec.started_at = now();
             }
-            s.jobs.insert(id, rec);
+            s.jobs.insert(rec);
             Ok((id, true, !running))
         })?;
         if created {
@@ -258,7 +258,7 @@ impl Service {
             s.next.job += 1;
             let mut rec = JobRecord::new(id, None, JobState::Running, dry_run);
             rec.started_at = now();
-            s.jobs.insert(id, rec);
+            s.jobs.insert(rec);
             Ok(id)
         })?;
         self.emit(Event::JobAdded(id));

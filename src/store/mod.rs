@@ -136,8 +136,9 @@ impl Jobs {
         self.by_task.range((task, 0)..=(task, u64::MAX)).filter_map(|(_, id)| self.by_id.get(id))
     }
 
-    /// Keeps `rec` as job `id` (replacing one with that id).
-    pub fn insert(&mut self, id: u64, rec: JobRecord) {
+    /// Keeps `rec` under its id (replacing a job with that id).
+    pub fn insert(&mut self, rec: JobRecord) {
+        let id = rec.id;
         if let Some(old) = self.by_id.get(&id) {
             self.by_task.remove(&(old.task, id));
         }
@@ -169,7 +170,7 @@ impl FromIterator<JobRecord> for Jobs {
     fn from_iter<I: IntoIterator<Item = JobRecord>>(iter: I) -> Self {
         let mut jobs = Self::default();
         for j in iter {
-            jobs.insert(j.id, j);
+            jobs.insert(j);
         }
         jobs
     }
