@@ -14,15 +14,22 @@ use std::{
 async fn local_task(conn: &zbus::Connection, root: &str, data: &str) -> zbus::zvariant::OwnedObjectPath {
     let m = manager(conn).await;
     m.create_credential("usb", "LOCAL", dict(vec![("root", v(root))])).await.unwrap();
-    m.create_task(dict(vec![
-        ("description", v("u0")),
-        ("path", v(data)),
-        ("credentials", v(1u64)),
-        ("direction", v("PUSH")),
-        ("transfer_mode", v("SYNC")),
-    ]))
-    .await
-    .unwrap()
+    push_task(&m, data, "SYNC", Some("u0")).await
+}
+
+/// Creates a task pushing `data` with credential 1 in `mode`, described as `description` if given.
+async fn push_task(
+    m: &ManagerProxy<'_>,
+    data: &str,
+    mode: &str,
+    description: Option<&str>,
+) -> zbus::zvariant::OwnedObjectPath {
+    let mut cfg =
+        vec![("path", v(data)), ("credentials", v(1u64)), ("direction", v("PUSH")), ("transfer_mode", v(mode))];
+    if let Some(d) = description {
+        cfg.insert(0, ("description", v(d)));
+    }
+    m.create_task(dict(cfg)).await.unwrap()
 }
 
 /// A private bus, a temporary folder holding `remote`, `data` and the daemon's `state`, the
@@ -88,15 +95,7 @@ async fn kill9_during_rapid_updates_keeps_every_acknowledged_update() {
     assert!(n == last || n == last + 1, "acknowledged u{last}, found {desc}");
     // New ids continue after the old ones.
     let m = manager(&conn).await;
-    let p = m
-        .create_task(dict(vec![
-            ("path", v(data.to_str().unwrap())),
-            ("credentials", v(1u64)),
-            ("direction", v("PUSH")),
-            ("transfer_mode", v("COPY")),
-        ]))
-        .await
-        .unwrap();
+    let p = push_task(&m, data.to_str().unwrap(), "COPY", None).await;
     assert_eq!(p.as_str(), "/org/cloudsyncd/CloudSync1/task/2");
     let c = m.create_credential("usb2", "LOCAL", dict(vec![("root", v(root.to_str().unwrap()))])).await.unwrap();
     assert_eq!(c.as_str(), "/org/cloudsyncd/CloudSync1/credential/2");
@@ -281,17 +280,7 @@ async fn after_a_restart_each_task_shows_its_own_newest_job_among_many() {
     let m = manager(&conn).await;
     let mut tasks = vec![first];
     for i in 1..4 {
-        let t = m
-            .create_task(dict(vec![
-                ("description", v(format!("u{i}").as_str())),
-                ("path", v(data.to_str().unwrap())),
-                ("credentials", v(1u64)),
-                ("direction", v("PUSH")),
-                ("transfer_mode", v("SYNC")),
-            ]))
-            .await
-            .unwrap();
-        tasks.push(t);
+        tasks.push(push_task(&m, data.to_str().unwrap(), "SYNC", Some(&format!("u{i}"))).await);
     }
     drop(conn);
     assert!(daemon.term().success());
