@@ -24,7 +24,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use cloudsyncd::remote::s3::{GetOptions, PutOptions, RetryPolicy, S3Client};
+use cloudsyncd::remote::s3::{GetOptions, MultipartWriter, PutOptions, PutOutput, RetryPolicy, S3Client, S3Error};
 use common::{dict, job_log, manager, map, task_run, v, wait_job};
 use common_s3::{
     Action, Policy, Proxy, SECRET_KEY, Server, Tree, client, error_response, local_tree, random_bytes, rclone,
@@ -344,4 +344,75 @@ async fn a_stall_longer_than_the_read_timeout_resumes_and_one_that_never_ends_fa
     assert!(got.len() < body.len() && got[..] == body[..got.len()], "what came is a true prefix");
     let gets = counts.get("get /bkt/always.bin http/1.1");
     assert!((2..=5).contains(&gets), "{gets} GETs: one and at most max_attempts resumes");
+}
+
+/// A multipart upload of `parts` to `bkt/key` with `mtime`.
+async fn multipart(s3: &S3Client, key: &str, parts: &[Vec<u8>], mtime: i128) -> Result<PutOutput, S3Error> {
+    let opts = PutOptions { mtime: Some(mtime), ..PutOptions::default() };
+    let mut w = MultipartWriter::start(s3, "bkt", key, &opts, 2).await?;
+    for p in parts {
+        w.push_part(Bytes::from(p.clone())).await?;
+    }
+    w.finish().await
+}
+
+/// A completion whose answer is lost on its way back is retried, and the retry finds the upload
+/// gone (s3s-fs answers 403 AccessDenied, AWS NoSuchUpload): the object is looked at, and the
+/// upload counts as done. A completion refused before it reached the server is not taken for
+/// one, not even when an older object has the same bytes in the same parts (its mtime differs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_whose_answer_was_lost_is_found_done_and_a_refused_one_is_not() {
+    let srv = Server::s3s_fs();
+    let direct = client(&srv.endpoint());
+    direct.create_bucket("bkt").await.unwrap();
+    let completions = Arc::new(Counts::default());
+    let c = completions.clone();
+    let proxy = Proxy::start(
+        srv.addr(),
+        Arc::new(move |_, head| {
+            let line = head.lines().next().unwrap_or_default().to_owned();
+            let path = object_path(&line).unwrap_or_default();
+            if line.starts_with("delete ") && line.contains("uploadid=") {
+                c.bump(&format!("abort {path}"));
+            }
+            if !(line.starts_with("post ") && line.contains("uploadid=")) {
+                return Action::Forward;
+            }
+            let n = c.bump(&path);
+            match (path.as_str(), n) {
+                // The server completes the upload; the client gets 20 bytes of the answer.
+                ("/bkt/lost.bin", 1) => Action::CutClean(20),
+                // Refused on the way: the server never sees these.
+                ("/bkt/same.bin", 2..) | ("/bkt/refused.bin", _) => {
+                    Action::Respond(error_response("403 Forbidden", "AccessDenied", "", ""))
+                }
+                _ => Action::Forward,
+            }
+        }),
+    )
+    .await;
+    let s3 = client(&proxy.endpoint());
+    let parts = [random_bytes(5 << 20), random_bytes(1000)];
+    let whole = parts.concat();
+
+    let out = multipart(&s3, "lost.bin", &parts, 1_700_000_000_000_000_000).await.expect("the upload counts as done");
+    assert_eq!(completions.get("/bkt/lost.bin"), 2, "the completion was retried");
+    let got = direct.get_object("bkt", "lost.bin", &GetOptions::default()).await.unwrap();
+    assert_eq!(got.meta.etag, out.etag);
+    assert_eq!(got.meta.mtime(), Some(1_700_000_000_000_000_000));
+    assert_eq!(common_s3::read_all(got.body).await, whole);
+
+    multipart(&s3, "same.bin", &parts, 1_600_000_000_000_000_000).await.unwrap();
+    let err = multipart(&s3, "same.bin", &parts, 1_700_000_000_000_000_000).await.unwrap_err();
+    assert_eq!(err.code(), Some("AccessDenied"), "{err}");
+    let head = direct.head_object("bkt", "same.bin").await.unwrap().unwrap();
+    assert_eq!(head.mtime(), Some(1_600_000_000_000_000_000), "the older object stays as it was");
+
+    let err = multipart(&s3, "refused.bin", &parts, 1_700_000_000_000_000_000).await.unwrap_err();
+    assert_eq!(err.code(), Some("AccessDenied"), "{err}");
+    assert!(direct.head_object("bkt", "refused.bin").await.unwrap().is_none());
+    // The refused uploads were aborted (their parts are not left to be billed), the done one not.
+    for (key, aborts) in [("lost.bin", 0), ("same.bin", 1), ("refused.bin", 1)] {
+        assert_eq!(completions.get(&format!("abort /bkt/{key}")), aborts, "{key}");
+    }
 }

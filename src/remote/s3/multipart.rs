@@ -1,4 +1,4 @@
-//! Multipart uploads: the S3 calls (Create, UploadPart with `Content-MD5`, Complete, Abort, ListMultipartUploads), the part-size plan (`chunk_size` grown to fit `max_upload_parts`), a [`MultipartWriter`] that uploads buffered parts in parallel and aborts on any failure, and [`S3Client::upload`], which picks one PutObject or multipart by size; may import std, tokio, `s3sig` and the sibling modules.
+//! Multipart uploads: the S3 calls (Create, UploadPart with `Content-MD5`, Complete, Abort, ListMultipartUploads), the part-size plan (`chunk_size` grown to fit `max_upload_parts`), a [`MultipartWriter`] that uploads buffered parts in parallel and aborts on any failure, and [`S3Client::upload`], which picks one PutObject or multipart by size. A completion whose answer was lost (its retry finds the upload gone) counts as done when the object carries the `ETag` the parts make and the metadata the upload set. May import std, tokio, `md-5`, `s3sig` and the sibling modules.
 
 use std::{
     collections::HashSet,
@@ -7,6 +7,7 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
+use md5::{Digest as _, Md5};
 use tokio::{io::AsyncReadExt as _, task::JoinSet};
 
 use crate::s3sig::{self, CompletedPart, MultipartUpload};
@@ -16,7 +17,7 @@ use super::{
     client::{Mode, ReqBody, S3Client, bad_xml},
     error::{S3Error, Target},
     ops_object::{MAX_SINGLE_PUT, PutOptions, PutOutput},
-    source::{BodySource, digest_source},
+    source::{BodySource, digest_source, hex},
 };
 
 /// The user metadata name rclone keeps a multipart object's MD5 in (base64).
@@ -345,8 +346,29 @@ pub struct MultipartWriter {
     tasks: JoinSet<Result<CompletedPart, S3Error>>,
     done: Vec<CompletedPart>,
     next_part: u32,
+    /// The user metadata the upload sets (see [`PutOptions::user_metadata`]).
+    meta: Vec<(String, String)>,
     /// Set once completed or aborted.
     closed: bool,
+}
+
+/// The `ETag` S3 gives an object completed from `parts` whose own `ETag`s are the MD5s of their
+/// bytes: the MD5 of those MD5s, a dash and their count. `None` when a part's `ETag` is not an
+/// MD5 (SSE-KMS, SSE-C).
+fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
+    let mut md5 = Md5::new();
+    for p in parts {
+        let tag = p.etag.trim_matches('"').as_bytes();
+        if tag.len() != 32 || !tag.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let mut raw = [0u8; 16];
+        for (b, pair) in raw.iter_mut().zip(tag.chunks(2)) {
+            *b = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        md5.update(raw);
+    }
+    Some(format!("{}-{}", hex(&md5.finalize()), parts.len()))
 }
 
 impl MultipartWriter {
@@ -373,6 +395,7 @@ impl MultipartWriter {
             tasks: JoinSet::new(),
             done: Vec::new(),
             next_part: 1,
+            meta: opts.user_metadata(),
             closed: false,
         })
     }
@@ -472,17 +495,40 @@ impl MultipartWriter {
         }
         self.done.sort_by_key(|p| p.part_number);
         let res = self.client.complete_multipart_upload(&self.bucket, &self.key, &self.upload_id, &self.done).await;
-        match res {
-            Ok(out) => {
-                self.closed = true;
-                set_active(&self.bucket, &self.upload_id, false);
-                Ok(out)
-            }
-            Err(e) => {
-                self.abort_inner().await;
-                Err(e)
-            }
+        let res = match res {
+            Err(e) => match self.completed_anyway().await {
+                Some(out) => {
+                    tracing::info!(
+                        bucket = %self.bucket,
+                        key = %self.key,
+                        error = %e,
+                        "the multipart upload was completed, but the answer was lost"
+                    );
+                    Ok(out)
+                }
+                None => Err(e),
+            },
+            ok => ok,
+        };
+        if res.is_ok() {
+            self.closed = true;
+            set_active(&self.bucket, &self.upload_id, false);
+        } else {
+            self.abort_inner().await;
         }
+        res
+    }
+
+    /// After a completion that failed: whether it took effect all the same. A retry of a
+    /// completion whose answer was lost finds the upload gone (AWS answers `NoSuchUpload`,
+    /// s3s-fs `AccessDenied`); the object then has the `ETag` these parts make and the metadata
+    /// this upload set (an older object with the same bytes but another mtime does not count).
+    async fn completed_anyway(&self) -> Option<PutOutput> {
+        let want = multipart_etag(&self.done)?;
+        let head = self.client.head_object(&self.bucket, &self.key).await.ok()??;
+        let same = head.etag.trim_matches('"').eq_ignore_ascii_case(&want)
+            && self.meta.iter().all(|(k, v)| head.metadata.get(k) == Some(v));
+        same.then_some(PutOutput { etag: head.etag, version_id: head.version_id, date: head.last_modified })
     }
 
     /// Stops the parts in flight and aborts the upload on S3 (a failure to
@@ -531,6 +577,17 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn a_multipart_etag_is_the_md5_of_the_part_md5s_and_their_count() {
+        let part = |n, etag: &str| CompletedPart { part_number: n, etag: etag.to_owned() };
+        // MD5("a") and MD5("b"); the result computed apart (Python's hashlib).
+        let parts = [part(1, "\"0cc175b9c0f1b6a831c399e269772661\""), part(2, "\"92EB5FFEE6AE2FEC3AD71C777531578F\"")];
+        assert_eq!(multipart_etag(&parts).as_deref(), Some("96e024ba2074fe77e8e965ba43a704be-2"));
+        // An ETag that is not an MD5 (SSE-KMS) says nothing about the bytes.
+        assert_eq!(multipart_etag(&[part(1, "\"0cc175b9c0f1b6a831c399e26977266\"")]), None);
+        assert_eq!(multipart_etag(&[part(1, "\"0cc175b9c0f1b6a831c399e26977266z\"")]), None);
+    }
 
     #[test]
     fn part_size_grows_to_fit() {

@@ -50,6 +50,16 @@ fn is_header_value(s: &str) -> bool {
 }
 
 impl PutOptions {
+    /// The user metadata these options set, as `HeadObject` reads it back: names lower-case,
+    /// without `x-amz-meta-`.
+    pub(crate) fn user_metadata(&self) -> Vec<(String, String)> {
+        let mut m: Vec<_> = self.metadata.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+        if let Some(ns) = self.mtime {
+            m.push((MTIME_META.to_owned(), format_mtime(ns)));
+        }
+        m
+    }
+
     /// The request headers these options add.
     pub(crate) fn headers(&self, target: &Target) -> Result<Vec<(String, String)>, S3Error> {
         let mut h = Vec::new();
