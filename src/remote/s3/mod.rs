@@ -22,7 +22,9 @@
 //!   `SlowDown`, `RequestTimeout`, `InternalError`, connection failures,
 //!   resets and timeouts, and body-integrity refusals (`BadDigest`,
 //!   `InvalidDigest`, `XAmzContentSHA256Mismatch`); each retry is logged
-//!   (operation, bucket, key, attempt, delay, error; never a header).
+//!   (operation, bucket, key, attempt, delay, error; never a header). A
+//!   multipart completion that fails after its answer was lost counts as
+//!   done when the object shows the parts' `ETag` and the upload's metadata.
 //! * Metadata: the mtime in rclone's `X-Amz-Meta-Mtime` format
 //!   ([`format_mtime`], [`parse_mtime`]).
 //!
