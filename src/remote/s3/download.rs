@@ -34,7 +34,7 @@ use crate::remote::{OnStored, RemoteError, WriteAt};
 use super::{
     S3Client,
     ops_object::{GetOptions, ObjectMeta, PartHead, Range},
-    source::hex,
+    source::{hex, md5_from_hex, md5_of_md5s},
 };
 
 /// Objects from this size on are read in parallel ranges by default (`--ranged-pull-from`;
@@ -130,7 +130,7 @@ fn plan(meta: &ObjectMeta, size: u64, parts_count: Option<u64>, part1_len: u64) 
         return Plan { parts: None, whole: None, follow: false }; // no ETag of SSE-KMS is an MD5
     }
     let etag = meta.etag.trim_matches('"').to_ascii_lowercase();
-    let is_hex = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_hex = |s: &str| md5_from_hex(s).is_some();
     if is_hex(&etag) {
         return Plan { parts: None, whole: Some((etag, "ETag")), follow: true };
     }
@@ -463,14 +463,7 @@ pub(crate) async fn download(
         }
     }
     if let Some((l, want)) = &plan.parts {
-        let combined = {
-            let d = job.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut md5 = Md5::new();
-            for digest in d.iter() {
-                md5.update(digest);
-            }
-            hex(&md5.finalize())
-        };
+        let combined = md5_of_md5s(job.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter());
         if combined == *want {
             return Ok(());
         }

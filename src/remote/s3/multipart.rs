@@ -1,4 +1,4 @@
-//! Multipart uploads: the S3 calls (Create, UploadPart with `Content-MD5`, Complete, Abort, ListMultipartUploads), the part-size plan (`chunk_size` grown to fit `max_upload_parts`), a [`MultipartWriter`] that uploads buffered parts in parallel and aborts on any failure, and [`S3Client::upload`], which picks one PutObject or multipart by size. A completion whose answer was lost (its retry finds the upload gone) counts as done when the object carries the `ETag` the parts make and the metadata the upload set. May import std, tokio, `md-5`, `s3sig` and the sibling modules.
+//! Multipart uploads: the S3 calls (Create, UploadPart with `Content-MD5`, Complete, Abort, ListMultipartUploads), the part-size plan (`chunk_size` grown to fit `max_upload_parts`), a [`MultipartWriter`] that uploads buffered parts in parallel and aborts on any failure, and [`S3Client::upload`], which picks one PutObject or multipart by size. A completion whose answer was lost (its retry finds the upload gone) counts as done when the object carries the `ETag` the parts make and the metadata the upload set. May import std, tokio, `s3sig` and the sibling modules.
 
 use std::{
     collections::HashSet,
@@ -7,7 +7,6 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
-use md5::{Digest as _, Md5};
 use tokio::{io::AsyncReadExt as _, task::JoinSet};
 
 use crate::s3sig::{self, CompletedPart, MultipartUpload};
@@ -17,7 +16,7 @@ use super::{
     client::{Mode, ReqBody, S3Client, bad_xml},
     error::{S3Error, Target},
     ops_object::{MAX_SINGLE_PUT, PutOptions, PutOutput},
-    source::{BodySource, digest_source, hex},
+    source::{BodySource, digest_source, md5_from_hex, md5_of_md5s},
 };
 
 /// The user metadata name rclone keeps a multipart object's MD5 in (base64).
@@ -356,19 +355,8 @@ pub struct MultipartWriter {
 /// bytes: the MD5 of those MD5s, a dash and their count. `None` when a part's `ETag` is not an
 /// MD5 (SSE-KMS, SSE-C).
 fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
-    let mut md5 = Md5::new();
-    for p in parts {
-        let tag = p.etag.trim_matches('"').as_bytes();
-        if tag.len() != 32 || !tag.iter().all(u8::is_ascii_hexdigit) {
-            return None;
-        }
-        let mut raw = [0u8; 16];
-        for (b, pair) in raw.iter_mut().zip(tag.chunks(2)) {
-            *b = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-        }
-        md5.update(raw);
-    }
-    Some(format!("{}-{}", hex(&md5.finalize()), parts.len()))
+    let digests: Vec<_> = parts.iter().map(|p| md5_from_hex(p.etag.trim_matches('"'))).collect::<Option<_>>()?;
+    Some(format!("{}-{}", md5_of_md5s(&digests), parts.len()))
 }
 
 impl MultipartWriter {

@@ -14,7 +14,7 @@ use super::{
     http::ObjectBody,
     mtime::{MTIME_HEADER, MTIME_META, format_mtime, parse_mtime},
     multipart::MD5_META,
-    source::{BodySource, hex},
+    source::{BodySource, hex, md5_from_hex},
 };
 
 use base64::Engine as _;
@@ -147,9 +147,8 @@ impl ObjectMeta {
     /// upload, else rclone's `X-Amz-Meta-Md5chksum` (base64), if any.
     #[must_use]
     pub fn md5_hex(&self) -> Option<String> {
-        let etag = self.etag.trim_matches('"');
-        if etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Some(etag.to_ascii_lowercase());
+        if let Some(md5) = md5_from_hex(self.etag.trim_matches('"')) {
+            return Some(hex(&md5));
         }
         let b64 = self.metadata.get(MD5_META)?;
         let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;

@@ -102,6 +102,29 @@ impl Digests {
     }
 }
 
+/// The MD5 of the concatenated `digests`, in lower-case hex: with each digest a part's MD5, the
+/// `ETag` of the object made of those parts, without its `-<count>`.
+pub(crate) fn md5_of_md5s<'a>(digests: impl IntoIterator<Item = &'a [u8; 16]>) -> String {
+    let mut md5 = Md5::new();
+    for d in digests {
+        md5.update(d);
+    }
+    hex(&md5.finalize())
+}
+
+/// An MD5 written as 32 hex digits (an `ETag` without its quotes); `None` for anything else.
+pub(crate) fn md5_from_hex(s: &str) -> Option<[u8; 16]> {
+    let s = s.as_bytes();
+    if s.len() != 32 || !s.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut raw = [0u8; 16];
+    for (b, pair) in raw.iter_mut().zip(s.chunks(2)) {
+        *b = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(raw)
+}
+
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
